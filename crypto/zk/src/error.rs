@@ -14,9 +14,8 @@ pub enum BundleItem {
     Header,
     /// The receipt (carried base64-encoded on the `extra` line).
     Receipt,
-    /// The `index` line.
-    Index,
-    /// The inclusion proof hashes (and whether they lead from the receipt to the checkpoint root).
+    /// The inclusion proof: the `index` line and the proof hashes (and whether they
+    /// lead from the receipt to the checkpoint root).
     InclusionProof,
     /// The signed checkpoint at the end of the bundle.
     Checkpoint,
@@ -27,7 +26,6 @@ impl fmt::Display for BundleItem {
         f.write_str(match self {
             Self::Header => "bundle header",
             Self::Receipt => "receipt",
-            Self::Index => "entry index",
             Self::InclusionProof => "inclusion proof",
             Self::Checkpoint => "checkpoint",
         })

@@ -55,8 +55,9 @@ pub struct VerifiedEntry {
     pub checkpoint: SignedCheckpoint,
 }
 
-fn next_line(s: &str) -> Option<(&str, &str)> {
-    s.split_once('\n')
+fn next_line(s: &[u8]) -> Option<(&[u8], &[u8])> {
+    let i = s.iter().position(|&b| b == b'\n')?;
+    Some((&s[..i], &s[i + 1..]))
 }
 
 impl ProofBundle {
@@ -81,21 +82,27 @@ impl ProofBundle {
     }
 
     /// Parse a `.tlog-proof` file (size-limited; every error names the bundle item).
+    ///
+    /// Lines are split as bytes and each item is decoded on its own, so even an
+    /// invalid UTF-8 byte is reported against the item it is in.
     pub fn parse(bytes: &[u8]) -> Result<Self, Error> {
         use BundleItem::*;
         check_len("proof bundle", bytes.len(), MAX_BUNDLE_BYTES).map_err(|e| e.in_bundle(Header))?;
-        let s = core::str::from_utf8(bytes)
-            .map_err(|_| Error::malformed("proof bundle", "not valid UTF-8").in_bundle(Header))?;
         let truncated = |item| Error::malformed("proof bundle", "truncated").in_bundle(item);
+        let line_str = |what: &'static str, line: &[u8], item| {
+            core::str::from_utf8(line)
+                .map(str::to_owned)
+                .map_err(|_| Error::malformed(what, "not valid UTF-8").in_bundle(item))
+        };
 
-        let (header, rest) = next_line(s).ok_or_else(|| truncated(Header))?;
-        if header != TLOG_PROOF_HEADER {
+        let (header, rest) = next_line(bytes).ok_or_else(|| truncated(Header))?;
+        if header != TLOG_PROOF_HEADER.as_bytes() {
             return Err(Error::malformed("proof bundle", "first line is not c2sp.org/tlog-proof@v1")
                 .in_bundle(Header));
         }
 
         let (line, rest) = next_line(rest).ok_or_else(|| truncated(Receipt))?;
-        let b64 = line.strip_prefix("extra ").ok_or_else(|| {
+        let b64 = line.strip_prefix(b"extra ".as_slice()).ok_or_else(|| {
             Error::malformed("proof bundle", "no `extra` line carrying the receipt").in_bundle(Receipt)
         })?;
         check_len("receipt (base64)", b64.len(), MAX_ENTRY_BYTES.div_ceil(3) * 4)
@@ -104,11 +111,14 @@ impl ProofBundle {
             .decode(b64)
             .map_err(|e| Error::malformed("receipt", e.to_string()).in_bundle(Receipt))?;
 
-        let (line, mut rest) = next_line(rest).ok_or_else(|| truncated(Index))?;
+        let (line, mut rest) = next_line(rest).ok_or_else(|| truncated(InclusionProof))?;
         let index = line
-            .strip_prefix("index ")
-            .ok_or_else(|| Error::malformed("proof bundle", "no `index` line").in_bundle(Index))
-            .and_then(|n| parse_decimal("entry index", n).map_err(|e| e.in_bundle(Index)))?;
+            .strip_prefix(b"index ".as_slice())
+            .ok_or_else(|| Error::malformed("proof bundle", "no `index` line").in_bundle(InclusionProof))
+            .and_then(|n| line_str("entry index", n, InclusionProof))
+            .and_then(|n| {
+                parse_decimal("entry index", &n).map_err(|e| e.in_bundle(InclusionProof))
+            })?;
 
         let mut inclusion = Vec::new();
         loop {
@@ -125,18 +135,20 @@ impl ProofBundle {
                 }
                 .in_bundle(InclusionProof));
             }
+            let line = line_str("inclusion proof hash", line, InclusionProof)?;
             inclusion.push(
-                parse_hash("inclusion proof hash", line).map_err(|e| e.in_bundle(InclusionProof))?,
+                parse_hash("inclusion proof hash", &line).map_err(|e| e.in_bundle(InclusionProof))?,
             );
         }
 
         check_len("checkpoint", rest.len(), MAX_NOTE_BYTES).map_err(|e| e.in_bundle(Checkpoint))?;
-        SignedNote::parse(rest.as_bytes()).map_err(|e| e.in_bundle(Checkpoint))?;
+        SignedNote::parse(rest).map_err(|e| e.in_bundle(Checkpoint))?;
+        let checkpoint = line_str("checkpoint", rest, Checkpoint)?;
         Ok(Self {
             entry,
             index,
             inclusion,
-            checkpoint: rest.to_owned(),
+            checkpoint,
         })
     }
 
@@ -166,7 +178,7 @@ impl ProofBundle {
                 index: self.index,
                 size,
             }
-            .in_bundle(Index));
+            .in_bundle(InclusionProof));
         }
         check_len("inclusion proof hashes", self.inclusion.len(), MAX_PROOF_HASHES)
             .map_err(|e| e.in_bundle(InclusionProof))?;

@@ -1,0 +1,2 @@
+//! The `veilgrid` command-line program.
+fn main() {}

@@ -389,3 +389,105 @@ fn add_item(acc: &mut Accumulator, item: &Item, weight: Scalar, c: Scalar) -> Re
     acc.max_m = acc.max_m.max(m);
     Ok(())
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
+
+    use super::super::domains;
+    use super::super::proof::prove_padded;
+    use super::*;
+    use crate::range::Blinding;
+
+    fn ctx(i: u64) -> RangeContext {
+        RangeContext::new(domains::AGG_VERIFIABLE_INPUT).bind_u64(b"i", i)
+    }
+
+    /// The combined equation itself (not the per-proof fallback) accepts valid batches
+    /// of mixed widths and sizes: this is what checks the replayed transcript, the
+    /// scalars and the rederived `H` generators against the crate.
+    #[test]
+    fn combined_equation_accepts_valid_mixed_batches() {
+        let mut rng = StdRng::seed_from_u64(1);
+        let mut batch = BatchVerifier::new();
+        for (i, (bits, n)) in [
+            (BitSize::Bits8, 1usize),
+            (BitSize::Bits16, 2),
+            (BitSize::Bits32, 3),
+            (BitSize::Bits64, 1),
+            (BitSize::Bits64, 8),
+            (BitSize::Bits32, 16),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let vals: Vec<u64> = (0..n as u64).map(|v| (v * 37 + 5) & bits.max_value()).collect();
+            let r: Vec<Blinding> = (0..n).map(|_| Blinding::random()).collect();
+            let (p, c) = RangeProof::prove(&ctx(i as u64), bits, &vals, &r).unwrap();
+            batch.add_range(&ctx(i as u64), bits, &c, &p).unwrap();
+            // A batch of one is the crate's own equation (times a weight).
+            let mut one = BatchVerifier::new();
+            one.add_range(&ctx(i as u64), bits, &c, &p).unwrap();
+            assert!(one.combined_check(&mut rng).is_ok(), "single {bits:?} x {n}");
+        }
+        let (bp, bc) =
+            BoundedProof::prove(&ctx(50), BitSize::Bits16, 10, 1000, &[10, 999, 500], &[
+                Blinding::random(),
+                Blinding::random(),
+                Blinding::random(),
+            ])
+            .unwrap();
+        batch.add_bounded(&ctx(50), BitSize::Bits16, 10, 1000, &bc, &bp).unwrap();
+        assert!(batch.combined_check(&mut rng).is_ok());
+    }
+
+    #[test]
+    fn combined_equation_rejects_a_proof_of_an_out_of_range_value() {
+        // Bypass the prover's range check: a proof for 2^32 + 5 in 32 bits.
+        let mut rng = StdRng::seed_from_u64(2);
+        let bits = BitSize::Bits32;
+        let r = Blinding::random();
+        let value = (1u64 << 32) + 5;
+        let c = Commitment::commit(value, &r);
+        let mut t = ctx(1).transcript(StatementKind::Range, 32, &[c]);
+        let (inner, _) = prove_padded(&mut t, bits, &[value], &[r.0], &mut rng).unwrap();
+        let proof = RangeProof::from_parts(bits, 1, inner);
+        assert!(proof.verify(&ctx(1), bits, &[c]).is_err());
+        let mut batch = BatchVerifier::new();
+        batch.add_range(&ctx(1), bits, &[c], &proof).unwrap();
+        assert!(batch.combined_check(&mut rng).is_err());
+        // Also when hidden among valid proofs.
+        let mut batch = BatchVerifier::new();
+        for i in 0..3 {
+            let rr = [Blinding::random()];
+            let (p, cc) = RangeProof::prove(&ctx(10 + i), bits, &[i], &rr).unwrap();
+            batch.add_range(&ctx(10 + i), bits, &cc, &p).unwrap();
+        }
+        batch.add_range(&ctx(1), bits, &[c], &proof).unwrap();
+        assert!(batch.combined_check(&mut rng).is_err());
+        assert_eq!(batch.verify(), Err(Error::BatchItemFailed { index: 3 }));
+    }
+
+    #[test]
+    fn combined_equation_rejects_each_altered_field() {
+        let mut rng = StdRng::seed_from_u64(3);
+        let r = [Blinding::random(), Blinding::random()];
+        let (p, c) = RangeProof::prove(&ctx(7), BitSize::Bits16, &[1, 2], &r).unwrap();
+        let bytes = p.inner.to_bytes();
+        // One flipped bit in each 32-byte element (points may stop decoding: also a rejection).
+        for elem in 0..bytes.len() / 32 {
+            let mut b = bytes.clone();
+            b[elem * 32 + 1] ^= 0x10;
+            let Ok(inner) = bulletproofs::RangeProof::from_bytes(&b) else {
+                continue;
+            };
+            let bad = RangeProof::from_parts(BitSize::Bits16, 2, inner);
+            let mut batch = BatchVerifier::new();
+            if batch.add_range(&ctx(7), BitSize::Bits16, &c, &bad).is_ok() {
+                assert!(batch.combined_check(&mut rng).is_err(), "element {elem}");
+            }
+        }
+    }
+}

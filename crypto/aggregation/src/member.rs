@@ -1,0 +1,114 @@
+//! The committee-member role: open shares as they arrive, then answer once for the declared set.
+
+use std::collections::BTreeMap;
+
+use veilgrid_core::seal::SealKeyPair;
+
+use crate::error::Error;
+use crate::messages::{ClientId, MemberMessage, PresentSet, SharePayload};
+use crate::prg::Seed;
+use crate::round::{Round, SHARE_SEAL_INFO};
+
+/// A committee member collecting its sealed shares. [`CommitteeMember::respond`] consumes it, so a
+/// member answers at most once per round: a server cannot ask for sums over two different sets
+/// (whose difference would reveal a client's seed).
+pub struct CommitteeMember<'r> {
+    round: &'r Round,
+    index: u16,
+    keypair: &'r SealKeyPair,
+    shares: BTreeMap<ClientId, SharePayload>,
+}
+
+impl core::fmt::Debug for CommitteeMember<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("CommitteeMember")
+            .field("index", &self.index)
+            .field("shares", &self.shares.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'r> CommitteeMember<'r> {
+    /// Member `index` (1-based) of `round`, holding the secret half of its published key.
+    pub fn new(round: &'r Round, index: u16, keypair: &'r SealKeyPair) -> Result<Self, Error> {
+        if index == 0 || index > round.params().committee() {
+            return Err(Error::UnknownMember(index));
+        }
+        if round.committee()[index as usize - 1] != keypair.public() {
+            return Err(Error::InvalidParams(
+                "key pair does not match the member's published key",
+            ));
+        }
+        Ok(Self {
+            round,
+            index,
+            keypair,
+            shares: BTreeMap::new(),
+        })
+    }
+
+    /// Opens and checks `client`'s sealed share payload. A payload that does not open, or opens
+    /// to another round, client or member, is refused with [`Error::BadSharePayload`] and not
+    /// kept: the service reports the client so the server excludes it before declaring the set.
+    pub fn accept_share(&mut self, client: ClientId, sealed: &[u8]) -> Result<(), Error> {
+        if self.shares.contains_key(&client) {
+            return Err(Error::DuplicateClient(client));
+        }
+        if sealed.len() != self.round.sealed_share_len() {
+            return Err(Error::BadSharePayload {
+                client,
+                reason: "wrong sealed size",
+            });
+        }
+        let opened = self
+            .keypair
+            .open(
+                SHARE_SEAL_INFO,
+                &self.round.share_aad(client, self.index),
+                sealed,
+            )
+            .map_err(|_| Error::BadSharePayload {
+                client,
+                reason: "does not open under this member's key, round and client",
+            })?;
+        let payload = SharePayload::from_bytes(self.round, client, self.index, &opened)?;
+        self.shares.insert(client, payload);
+        Ok(())
+    }
+
+    /// Clients whose shares this member holds.
+    pub fn clients(&self) -> impl Iterator<Item = ClientId> + '_ {
+        self.shares.keys().copied()
+    }
+
+    /// The member's one message: the sum of its shares over exactly the declared set.
+    pub fn respond(self, declared: &PresentSet) -> Result<MemberMessage, Error> {
+        let round = self.round;
+        if &declared.round_digest != round.digest() {
+            return Err(Error::WrongRound);
+        }
+        let need = round.params().min_clients() as usize;
+        if declared.len() < need {
+            return Err(Error::TooFewClients {
+                have: declared.len(),
+                need,
+            });
+        }
+        let set = round.params().ring();
+        let mut sum = Seed::zero(set.degree());
+        for c in declared.clients() {
+            let share = self
+                .shares
+                .get(c)
+                .ok_or(Error::DeclaredSet("no valid share for a declared client"))?;
+            sum.add_assign(&share.share, set);
+        }
+        Ok(MemberMessage {
+            round_digest: *round.digest(),
+            member: self.index,
+            set_digest: declared.digest(),
+            count: declared.len() as u32,
+            share_sum: sum,
+        })
+    }
+}

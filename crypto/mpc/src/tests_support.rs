@@ -1,0 +1,78 @@
+//! Running single sub-protocols at three in-process parties (unit tests, benchmarks).
+
+use crate::ctx::{Ctx, SecurityMode};
+use crate::engine::{Chan, Running, Step};
+use crate::error::Error;
+use crate::message::Phase;
+use crate::node::NodeKeys;
+use crate::party::PartyId;
+use crate::share::AVec;
+use crate::sim::{PartyErrors, Traffic, run_phase};
+use rand::RngCore;
+use std::future::Future;
+
+/// Run `make(party, ctx)` at the three parties; returns their results and the traffic.
+pub(crate) fn run3<T, Fut>(
+    mode: SecurityMode,
+    tamper: &mut dyn FnMut(&mut crate::message::Message),
+    make: impl Fn(PartyId, Ctx) -> Fut,
+) -> Result<([T; 3], Traffic), PartyErrors>
+where
+    T: 'static,
+    Fut: Future<Output = Result<T, Error>> + Send + 'static,
+{
+    let keys = NodeKeys::generate_all();
+    let mut round = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut round);
+    let mut steps = Vec::with_capacity(3);
+    for k in &keys {
+        let p = k.party();
+        let (chan, slot) = Chan::new();
+        let ctx = Ctx::new(k.core(round, mode), chan, Phase::Clearing);
+        steps.push(Running::start(p, round, Phase::Clearing, slot, make(p, ctx))?);
+    }
+    let steps: [Step<T>; 3] = steps.try_into().map_err(|_| Error::State("three parties"))?;
+    let mut traffic = Traffic::default();
+    let out = run_phase(steps, &mut traffic, tamper)?;
+    Ok((out, traffic))
+}
+
+/// Fresh arithmetic sharings of `values`: element `i` is party `i`'s view.
+pub(crate) fn share_arith(values: &[u64]) -> [AVec; 3] {
+    let mut rng = rand::rngs::OsRng;
+    let n = values.len();
+    let mut c = [vec![0u64; n], vec![0u64; n], vec![0u64; n]];
+    for (k, v) in values.iter().enumerate() {
+        c[0][k] = rng.next_u64();
+        c[1][k] = rng.next_u64();
+        c[2][k] = v.wrapping_sub(c[0][k]).wrapping_sub(c[1][k]);
+    }
+    [0, 1, 2].map(|i| AVec { a: c[i].clone(), b: c[(i + 1) % 3].clone() })
+}
+
+/// Result of [`run_comparisons`].
+#[derive(Debug)]
+pub struct ComparisonRun {
+    /// `[x < 0]` for each value read as a `w`-bit two's-complement number.
+    pub negative: Vec<bool>,
+    /// Traffic, including the final opening (and the checks in malicious mode).
+    pub traffic: Traffic,
+}
+
+/// Secret-share `values`, compare each with zero at three in-process parties (one
+/// batch), check the gates in malicious mode, open the result bits.
+pub fn run_comparisons(values: &[u64], w: u32, mode: SecurityMode) -> Result<ComparisonRun, PartyErrors> {
+    let shares = share_arith(values);
+    let n = values.len();
+    let (out, traffic) = run3(mode, &mut |_| {}, |p, mut ctx| {
+        let x = shares[p.index()].clone();
+        async move {
+            let lt = crate::compare::ltz(&mut ctx, &x, w).await?;
+            crate::verify::verify_gates(&mut ctx).await?;
+            let (_, words) = ctx.open(&AVec::zeros(0), &lt).await?;
+            Ok((0..n).map(|v| (words[v / 64] >> (v % 64)) & 1 == 1).collect::<Vec<bool>>())
+        }
+    })?;
+    let [negative, _, _] = out;
+    Ok(ComparisonRun { negative, traffic })
+}

@@ -90,6 +90,15 @@ pub enum Step<T> {
     Done(T),
 }
 
+impl<T: std::fmt::Debug> std::fmt::Debug for Step<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Step::Pending(r) => write!(f, "Pending({r:?})"),
+            Step::Done(t) => write!(f, "Done({t:?})"),
+        }
+    }
+}
+
 impl<T> std::fmt::Debug for Running<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Running({:?}, party {}, step {})", self.phase, self.me, self.step)

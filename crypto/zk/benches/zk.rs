@@ -1,5 +1,6 @@
 //! Benchmarks of veilgrid-zk: range proofs (prove / verify / batch), log appends,
 //! checkpoints and bundle verification. Proof and bundle sizes are printed once.
+//! `range_proof_cpu_time` reports thread CPU time rather than wall-clock time.
 //!
 //! Run: `cargo bench -p veilgrid-zk --bench zk` (release profile).
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -34,7 +35,8 @@ fn range_proofs(c: &mut Criterion) {
         for n in [1usize, 16, 64] {
             let (values, blindings) = inputs(bits, n);
             let id = format!("{n}x{}bit", bits.bits());
-            let (proof, commitments) = RangeProof::prove(&ctx(), bits, &values, &blindings).unwrap();
+            let (proof, commitments) =
+                RangeProof::prove(&ctx(), bits, &values, &blindings).unwrap();
             println!(
                 "size: range proof {id}: {} bytes proof + {} bytes commitments",
                 proof.to_bytes().len(),
@@ -47,6 +49,54 @@ fn range_proofs(c: &mut Criterion) {
                 b.iter(|| proof.verify(&ctx(), bits, black_box(&commitments)).unwrap())
             });
         }
+    }
+    g.finish();
+}
+
+/// CPU time this thread has run (`/proc/thread-self/schedstat`, first field, ns), if available.
+/// On a shared machine wall-clock times include time spent waiting for a core;
+/// CPU time is what the operation itself costs.
+fn thread_cpu() -> Option<Duration> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    Some(Duration::from_nanos(
+        s.split_whitespace().next()?.parse().ok()?,
+    ))
+}
+
+/// Time `iters` runs of `f` in thread CPU time.
+fn cpu_iters(iters: u64, mut f: impl FnMut()) -> Duration {
+    let start = thread_cpu().unwrap_or_default();
+    for _ in 0..iters {
+        f();
+    }
+    thread_cpu().unwrap_or_default().saturating_sub(start)
+}
+
+fn range_proofs_cpu(c: &mut Criterion) {
+    if thread_cpu().is_none() {
+        println!("note: no /proc/thread-self/schedstat, skipping CPU-time benchmarks");
+        return;
+    }
+    let mut g = c.benchmark_group("range_proof_cpu_time");
+    g.sample_size(20).measurement_time(Duration::from_secs(4));
+    for bits in [BitSize::Bits32, BitSize::Bits64] {
+        let (values, blindings) = inputs(bits, 1);
+        let id = format!("1x{}bit", bits.bits());
+        let (proof, commitments) = RangeProof::prove(&ctx(), bits, &values, &blindings).unwrap();
+        g.bench_function(BenchmarkId::new("prove", &id), |b| {
+            b.iter_custom(|iters| {
+                cpu_iters(iters, || {
+                    black_box(RangeProof::prove(&ctx(), bits, &values, &blindings).unwrap());
+                })
+            })
+        });
+        g.bench_function(BenchmarkId::new("verify", &id), |b| {
+            b.iter_custom(|iters| {
+                cpu_iters(iters, || {
+                    proof.verify(&ctx(), bits, black_box(&commitments)).unwrap()
+                })
+            })
+        });
     }
     g.finish();
 }
@@ -81,6 +131,17 @@ fn batch_verification(c: &mut Criterion) {
             batch.verify().unwrap()
         })
     });
+    g.bench_function("64 single 64-bit proofs, batched (thread CPU time)", |b| {
+        b.iter_custom(|iters| {
+            cpu_iters(iters, || {
+                let mut batch = BatchVerifier::new();
+                for (ctx, p, c) in &proofs {
+                    batch.add_range(ctx, bits, c, p).unwrap();
+                }
+                batch.verify().unwrap()
+            })
+        })
+    });
     g.finish();
 }
 
@@ -105,7 +166,11 @@ fn receipts(n: u64) -> Vec<Vec<u8>> {
 }
 
 fn signer() -> LogSigner {
-    LogSigner::new("veilgrid.bench/log", SigningIdentity::from_secret_bytes(&[9u8; 32])).unwrap()
+    LogSigner::new(
+        "veilgrid.bench/log",
+        SigningIdentity::from_secret_bytes(&[9u8; 32]),
+    )
+    .unwrap()
 }
 
 fn log_and_bundles(c: &mut Criterion) {
@@ -133,7 +198,7 @@ fn log_and_bundles(c: &mut Criterion) {
         })
     });
 
-    // A large log: 1M entries (tree only for proofs; the store holds 100k receipts).
+    // A log of 100k receipts for bundles and reopening; a bare 1M-leaf tree for proofs.
     let mut big = TransparencyLog::open(MemoryStore::new(), signer()).unwrap();
     for r in receipts(100_000) {
         big.append(&r).unwrap();
@@ -148,13 +213,17 @@ fn log_and_bundles(c: &mut Criterion) {
     );
     let vkey = big.verifier().to_vkey();
     g.throughput(Throughput::Elements(1));
-    g.bench_function("bundle parse + verify (receipt signature, checkpoint, inclusion)", |b| {
-        b.iter(|| {
-            let verifier = veilgrid_zk::note::LogVerifier::from_vkey(&vkey).unwrap();
-            let bundle = ProofBundle::parse(black_box(bundle_text.as_bytes())).unwrap();
-            bundle.verify_receipt(&verifier).unwrap()
-        })
-    });
+    g.bench_function(
+        "bundle parse + verify (receipt signature, checkpoint, inclusion)",
+        |b| {
+            b.iter(|| {
+                let verifier = veilgrid_zk::note::LogVerifier::from_vkey(&vkey).unwrap();
+                let bundle = ProofBundle::parse(black_box(bundle_text.as_bytes())).unwrap();
+                bundle.verify_receipt(&verifier).unwrap()
+            })
+        },
+    );
+    g.throughput(Throughput::Elements(big.size()));
     g.bench_function("reopen (rehash + validate) 100k-entry store", |b| {
         b.iter_batched(
             || big.store().clone(),
@@ -166,16 +235,24 @@ fn log_and_bundles(c: &mut Criterion) {
     for i in 0..1_000_000u64 {
         tree.append(&i.to_le_bytes());
     }
+    g.throughput(Throughput::Elements(1));
     g.bench_function("inclusion + consistency proof in a 1M tree", |b| {
         b.iter(|| {
             (
                 tree.inclusion_proof(black_box(123_456), 1_000_000).unwrap(),
-                tree.consistency_proof(black_box(654_321), 1_000_000).unwrap(),
+                tree.consistency_proof(black_box(654_321), 1_000_000)
+                    .unwrap(),
             )
         })
     });
     g.finish();
 }
 
-criterion_group!(benches, range_proofs, batch_verification, log_and_bundles);
+criterion_group!(
+    benches,
+    range_proofs_cpu,
+    range_proofs,
+    batch_verification,
+    log_and_bundles
+);
 criterion_main!(benches);

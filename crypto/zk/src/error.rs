@@ -17,8 +17,12 @@ pub enum BundleItem {
     /// The inclusion proof: the `index` line and the proof hashes (and whether they
     /// lead from the receipt to the checkpoint root).
     InclusionProof,
-    /// The signed checkpoint at the end of the bundle.
+    /// The signed checkpoint at the end of the bundle (in a consistency bundle: the newer one).
     Checkpoint,
+    /// The older checkpoint of a consistency bundle.
+    OlderCheckpoint,
+    /// The consistency proof between the two checkpoints of a consistency bundle.
+    ConsistencyProof,
 }
 
 impl fmt::Display for BundleItem {
@@ -28,6 +32,8 @@ impl fmt::Display for BundleItem {
             Self::Receipt => "receipt",
             Self::InclusionProof => "inclusion proof",
             Self::Checkpoint => "checkpoint",
+            Self::OlderCheckpoint => "older checkpoint",
+            Self::ConsistencyProof => "consistency proof",
         })
     }
 }

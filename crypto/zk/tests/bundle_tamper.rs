@@ -82,8 +82,9 @@ fn flipping_any_byte_of_a_bundle_fails_verification_naming_the_item() {
             for mask in [0x01u8, 0x20] {
                 let mut bytes = text.clone().into_bytes();
                 bytes[pos] ^= mask;
-                let err = audit(&f.vkey, &bytes)
-                    .expect_err(&format!("flip {mask:#x} at {pos} of bundle {index} verified"));
+                let err = audit(&f.vkey, &bytes).expect_err(&format!(
+                    "flip {mask:#x} at {pos} of bundle {index} verified"
+                ));
                 let expected = item_at(&text, pos);
                 assert_eq!(
                     err.bundle_item(),
@@ -115,25 +116,43 @@ fn altering_parsed_fields_fails_naming_the_item() {
 
     let mut b = good.clone();
     b.index = 5;
-    assert_eq!(b.verify_receipt(&v).unwrap_err().bundle_item(), Some(BundleItem::InclusionProof));
+    assert_eq!(
+        b.verify_receipt(&v).unwrap_err().bundle_item(),
+        Some(BundleItem::InclusionProof)
+    );
     b.index = 9;
-    assert_eq!(b.verify_receipt(&v).unwrap_err().bundle_item(), Some(BundleItem::InclusionProof));
+    assert_eq!(
+        b.verify_receipt(&v).unwrap_err().bundle_item(),
+        Some(BundleItem::InclusionProof)
+    );
 
     let mut b = good.clone();
     b.inclusion.pop();
-    assert_eq!(b.verify_receipt(&v).unwrap_err().bundle_item(), Some(BundleItem::InclusionProof));
+    assert_eq!(
+        b.verify_receipt(&v).unwrap_err().bundle_item(),
+        Some(BundleItem::InclusionProof)
+    );
 
     let mut b = good.clone();
     b.inclusion[1][3] ^= 1;
-    assert_eq!(b.verify_receipt(&v).unwrap_err().bundle_item(), Some(BundleItem::InclusionProof));
+    assert_eq!(
+        b.verify_receipt(&v).unwrap_err().bundle_item(),
+        Some(BundleItem::InclusionProof)
+    );
 
     let mut b = good.clone();
     b.entry.truncate(10);
-    assert_eq!(b.verify_receipt(&v).unwrap_err().bundle_item(), Some(BundleItem::Receipt));
+    assert_eq!(
+        b.verify_receipt(&v).unwrap_err().bundle_item(),
+        Some(BundleItem::Receipt)
+    );
 
     let mut b = good.clone();
     b.checkpoint = b.checkpoint.replacen("\n9\n", "\n10\n", 1);
-    assert_eq!(b.verify_receipt(&v).unwrap_err().bundle_item(), Some(BundleItem::Checkpoint));
+    assert_eq!(
+        b.verify_receipt(&v).unwrap_err().bundle_item(),
+        Some(BundleItem::Checkpoint)
+    );
 
     // A checkpoint of another log (other key) is refused as a checkpoint failure.
     let other = fixture(9);
@@ -141,7 +160,9 @@ fn altering_parsed_fields_fails_naming_the_item() {
     b.checkpoint = other.log.latest_checkpoint().unwrap().note().to_owned();
     let err = b.verify_receipt(&v).unwrap_err();
     assert_eq!(err.bundle_item(), Some(BundleItem::Checkpoint));
-    assert!(matches!(err, Error::Bundle { source, .. } if matches!(*source, Error::NoTrustedSignature { .. })));
+    assert!(
+        matches!(err, Error::Bundle { source, .. } if matches!(*source, Error::NoTrustedSignature { .. }))
+    );
 
     // The right log key, a bundle from another log: refused.
     assert!(other.log.bundle(4).unwrap().verify(&v).is_err());
@@ -168,7 +189,10 @@ fn parse_limits_and_structure_errors_are_typed() {
         Err(Error::Bundle { item: BundleItem::InclusionProof, source }) if matches!(*source, Error::TooLarge { .. })
     ));
 
-    let big_extra = format!("{TLOG_PROOF_HEADER}\nextra {}\nindex 0\n\n", "A".repeat(100_000));
+    let big_extra = format!(
+        "{TLOG_PROOF_HEADER}\nextra {}\nindex 0\n\n",
+        "A".repeat(100_000)
+    );
     assert!(matches!(
         ProofBundle::parse(big_extra.as_bytes()),
         Err(Error::Bundle { item: BundleItem::Receipt, source }) if matches!(*source, Error::TooLarge { .. })
@@ -178,10 +202,22 @@ fn parse_limits_and_structure_errors_are_typed() {
         ("", BundleItem::Header),
         ("c2sp.org/tlog-proof@v2\n", BundleItem::Header),
         ("c2sp.org/tlog-proof@v1\nindex 0\n\n", BundleItem::Receipt),
-        ("c2sp.org/tlog-proof@v1\nextra AA==\nindex 01\n\n", BundleItem::InclusionProof),
-        ("c2sp.org/tlog-proof@v1\nextra AA==\nindex 0\nAAAA\n\n", BundleItem::InclusionProof),
-        ("c2sp.org/tlog-proof@v1\nextra AA==\nindex 0\n", BundleItem::InclusionProof),
-        ("c2sp.org/tlog-proof@v1\nextra AA==\nindex 0\n\nno checkpoint\n", BundleItem::Checkpoint),
+        (
+            "c2sp.org/tlog-proof@v1\nextra AA==\nindex 01\n\n",
+            BundleItem::InclusionProof,
+        ),
+        (
+            "c2sp.org/tlog-proof@v1\nextra AA==\nindex 0\nAAAA\n\n",
+            BundleItem::InclusionProof,
+        ),
+        (
+            "c2sp.org/tlog-proof@v1\nextra AA==\nindex 0\n",
+            BundleItem::InclusionProof,
+        ),
+        (
+            "c2sp.org/tlog-proof@v1\nextra AA==\nindex 0\n\nno checkpoint\n",
+            BundleItem::Checkpoint,
+        ),
     ];
     for (case, item) in cases {
         let err = ProofBundle::parse(case.as_bytes()).unwrap_err();
@@ -202,8 +238,14 @@ fn bundles_of_the_go_tlog_proof_example_shape_parse() {
         "c2sp.org/tlog-proof@v1\nextra YWdl\nindex 2\ngSKyXoYZUgZ6jduWYrkDOARinOMGJveXjgMkBTcdPlQ=\nB95lDa8R83lS8n0eG+o0buTxRKQTYFi//1U8anccXmA=\n\n{cp}"
     );
     let b = ProofBundle::parse(text.as_bytes()).unwrap();
-    assert_eq!((b.entry.as_slice(), b.index, b.inclusion.len()), (&b"age"[..], 2, 2));
+    assert_eq!(
+        (b.entry.as_slice(), b.index, b.inclusion.len()),
+        (&b"age"[..], 2, 2)
+    );
     assert_eq!(b.to_text(), text);
     // It parses, but it is not a proof of anything in this log.
-    assert_eq!(b.verify(&f.log.verifier()).unwrap_err().bundle_item(), Some(BundleItem::InclusionProof));
+    assert_eq!(
+        b.verify(&f.log.verifier()).unwrap_err().bundle_item(),
+        Some(BundleItem::InclusionProof)
+    );
 }

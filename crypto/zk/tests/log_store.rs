@@ -58,8 +58,8 @@ fn checkpoints_of_an_unchanged_log_are_not_re_signed() {
 fn a_truncated_store_makes_open_fail() {
     let (mut entries, checkpoints) = populated(10).into_store().into_parts();
     entries.pop();
-    let err = TransparencyLog::open(MemoryStore::from_parts(entries, checkpoints), signer())
-        .unwrap_err();
+    let err =
+        TransparencyLog::open(MemoryStore::from_parts(entries, checkpoints), signer()).unwrap_err();
     assert_eq!(
         err,
         Error::StoreTruncated {
@@ -89,7 +89,10 @@ fn a_removed_or_inserted_entry_makes_open_fail() {
     removed.remove(4);
     removed.push(b"padding to keep the length".to_vec());
     assert!(matches!(
-        TransparencyLog::open(MemoryStore::from_parts(removed, checkpoints.clone()), signer()),
+        TransparencyLog::open(
+            MemoryStore::from_parts(removed, checkpoints.clone()),
+            signer()
+        ),
         Err(Error::StoreDiverged { size: 10 })
     ));
     let mut inserted = entries;
@@ -116,16 +119,22 @@ fn damaged_or_reordered_stored_checkpoints_make_open_fail() {
     let mut wrong_root = checkpoints.clone();
     wrong_root[0] = other.sign(3, [9u8; 32]).unwrap().note().to_owned();
     assert_eq!(
-        TransparencyLog::open(MemoryStore::from_parts(entries.clone(), wrong_root), signer())
-            .unwrap_err(),
+        TransparencyLog::open(
+            MemoryStore::from_parts(entries.clone(), wrong_root),
+            signer()
+        )
+        .unwrap_err(),
         Error::StoreDiverged { size: 3 }
     );
     let mut reordered = checkpoints.clone();
     reordered.swap(0, 1);
     reordered.push(checkpoints[1].clone());
     assert_eq!(
-        TransparencyLog::open(MemoryStore::from_parts(entries.clone(), reordered), signer())
-            .unwrap_err(),
+        TransparencyLog::open(
+            MemoryStore::from_parts(entries.clone(), reordered),
+            signer()
+        )
+        .unwrap_err(),
         Error::CheckpointsOutOfOrder {
             earlier: 10,
             later: 3
@@ -134,7 +143,10 @@ fn damaged_or_reordered_stored_checkpoints_make_open_fail() {
     // Opened with another key: the latest checkpoint is not trusted.
     let stranger = LogSigner::new(ORIGIN, SigningIdentity::generate()).unwrap();
     assert!(matches!(
-        TransparencyLog::open(MemoryStore::from_parts(entries.clone(), checkpoints.clone()), stranger),
+        TransparencyLog::open(
+            MemoryStore::from_parts(entries.clone(), checkpoints.clone()),
+            stranger
+        ),
         Err(Error::NoTrustedSignature { .. })
     ));
     // Opened under another origin.
@@ -160,7 +172,10 @@ fn a_running_log_refuses_to_sign_over_a_store_damaged_behind_its_back() {
     let good = entries.clone();
     entries[7][30] ^= 0x80;
     store.replace(entries, checkpoints.clone());
-    assert_eq!(log.checkpoint().unwrap_err(), Error::StoreDiverged { size: 8 });
+    assert_eq!(
+        log.checkpoint().unwrap_err(),
+        Error::StoreDiverged { size: 8 }
+    );
 
     // The store loses its last entries.
     let mut truncated = good.clone();
@@ -184,7 +199,10 @@ fn a_running_log_refuses_to_sign_over_a_store_damaged_behind_its_back() {
     let mut old = good.clone();
     old[1][40] ^= 1;
     store.replace(old, checkpoints.clone());
-    assert_eq!(log.audit_store().unwrap_err(), Error::StoreDiverged { size: 2 });
+    assert_eq!(
+        log.audit_store().unwrap_err(),
+        Error::StoreDiverged { size: 2 }
+    );
 
     // Repaired: signing works again and nothing was signed in between.
     store.replace(good, checkpoints.clone());
@@ -238,7 +256,11 @@ fn a_forked_log_is_detected_by_the_consistency_check() {
     let mut forked = TransparencyLog::open(MemoryStore::new(), signer()).unwrap();
     for i in 0..5 {
         honest.append(&receipt_entry(&provider, i)).unwrap();
-        let entry = if i == 3 { receipt_entry(&provider, 1000) } else { receipt_entry(&provider, i) };
+        let entry = if i == 3 {
+            receipt_entry(&provider, 1000)
+        } else {
+            receipt_entry(&provider, i)
+        };
         forked.append(&entry).unwrap();
     }
     let seen_by_auditor = honest.checkpoint().unwrap();
@@ -248,7 +270,9 @@ fn a_forked_log_is_detected_by_the_consistency_check() {
     let later = forked.checkpoint().unwrap();
     // Both checkpoints carry valid signatures...
     let verifier = honest.verifier();
-    verifier.verify_checkpoint(seen_by_auditor.note().as_bytes()).unwrap();
+    verifier
+        .verify_checkpoint(seen_by_auditor.note().as_bytes())
+        .unwrap();
     verifier.verify_checkpoint(later.note().as_bytes()).unwrap();
     // ...but no consistency proof connects them.
     let proof = forked.consistency_proof(5, 8).unwrap();
@@ -270,4 +294,66 @@ fn a_forked_log_is_detected_by_the_consistency_check() {
     .checkpoint()
     .unwrap();
     assert!(same_size.verify_extends(&seen_by_auditor, &[]).is_err());
+}
+
+#[test]
+fn consistency_bundles_verify_offline_and_expose_forks() {
+    use veilgrid_zk::BundleItem;
+    use veilgrid_zk::log::ConsistencyBundle;
+    use veilgrid_zk::note::LogVerifier;
+
+    let provider = SigningIdentity::generate();
+    let mut log = TransparencyLog::open(MemoryStore::new(), signer()).unwrap();
+    for i in 0..6 {
+        log.append(&receipt_entry(&provider, i)).unwrap();
+    }
+    let older = log.checkpoint().unwrap();
+    for i in 6..11 {
+        log.append(&receipt_entry(&provider, i)).unwrap();
+    }
+    let newer = log.checkpoint().unwrap();
+    let text = log.consistency_bundle(&older, &newer).unwrap().to_text();
+    let verifier = LogVerifier::from_vkey(&log.verifier().to_vkey()).unwrap();
+    let parsed = ConsistencyBundle::parse(text.as_bytes()).unwrap();
+    assert_eq!(parsed.to_text(), text);
+    let verified = parsed.verify(&verifier).unwrap();
+    assert_eq!((verified.older.size(), verified.newer.size()), (6, 11));
+
+    // Every byte flipped: refused, naming the header, the proof or one of the checkpoints.
+    for pos in 0..text.len() {
+        let mut b = text.clone().into_bytes();
+        b[pos] ^= 0x01;
+        let err = ConsistencyBundle::parse(&b)
+            .and_then(|c| c.verify(&verifier).map(|_| ()))
+            .expect_err(&format!("flip at {pos} verified"));
+        assert!(err.bundle_item().is_some(), "{err}");
+    }
+    // Swapped checkpoints are refused as a consistency failure.
+    let mut swapped = parsed.clone();
+    std::mem::swap(&mut swapped.older, &mut swapped.newer);
+    assert_eq!(
+        swapped.verify(&verifier).unwrap_err().bundle_item(),
+        Some(BundleItem::ConsistencyProof)
+    );
+
+    // A fork: the operator rewrote entry 2 and signed a larger tree.
+    let mut forked = TransparencyLog::open(MemoryStore::new(), signer()).unwrap();
+    for i in 0..11 {
+        let entry = if i == 2 {
+            b"rewritten".to_vec()
+        } else {
+            receipt_entry(&provider, i)
+        };
+        forked.append(&entry).unwrap();
+    }
+    let forked_cp = forked.checkpoint().unwrap();
+    let evidence = ConsistencyBundle {
+        older: older.note().to_owned(),
+        newer: forked_cp.note().to_owned(),
+        proof: forked.consistency_proof(6, 11).unwrap(),
+    };
+    let err = evidence.verify(&verifier).unwrap_err();
+    assert_eq!(err.bundle_item(), Some(BundleItem::ConsistencyProof));
+    // The log refuses to produce evidence for a checkpoint that is not its own history.
+    assert!(log.consistency_bundle(&older, &forked_cp).is_err());
 }

@@ -15,7 +15,10 @@ fn vectors() -> Value {
 }
 
 fn h(v: &Value) -> Hash {
-    hex::decode(v.as_str().unwrap()).unwrap().try_into().unwrap()
+    hex::decode(v.as_str().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap()
 }
 
 fn hashes(v: &Value) -> Vec<Hash> {
@@ -58,11 +61,18 @@ fn inclusion_proofs_are_generated_and_verified_as_in_the_vectors() {
         let index = case["index"].as_u64().unwrap();
         let size = case["size"].as_u64().unwrap();
         let path = hashes(&case["path"]);
-        assert_eq!(t.inclusion_proof(index, size).unwrap(), path, "{index}/{size}");
+        assert_eq!(
+            t.inclusion_proof(index, size).unwrap(),
+            path,
+            "{index}/{size}"
+        );
         let root = t.root_at(size).unwrap();
         let leaf = leaf_hash(&leaves[index as usize]);
         verify_inclusion(index, size, &leaf, &path, &root).unwrap();
-        assert_eq!(root_from_inclusion_proof(index, size, &leaf, &path).unwrap(), root);
+        assert_eq!(
+            root_from_inclusion_proof(index, size, &leaf, &path).unwrap(),
+            root
+        );
         for (desc, probe) in corrupt_inclusion(index, size, &leaf, &path, &root) {
             assert!(
                 verify_inclusion(probe.0, probe.1, &probe.2, &probe.3, &probe.4).is_err(),
@@ -74,6 +84,9 @@ fn inclusion_proofs_are_generated_and_verified_as_in_the_vectors() {
 
 type InclusionProbe = (u64, u64, Hash, Vec<Hash>, Hash);
 
+/// (description, size1, size2, root1, root2, proof)
+type ConsistencyProbe = (&'static str, u64, u64, Hash, Hash, Vec<Hash>);
+
 fn corrupt_inclusion(
     index: u64,
     size: u64,
@@ -84,29 +97,65 @@ fn corrupt_inclusion(
     let some = h(&Value::String(SOME_HASH.into()));
     let p = proof.to_vec();
     let mut out: Vec<(String, InclusionProbe)> = vec![
-        ("index - 1".into(), (index.wrapping_sub(1), size, *leaf, p.clone(), *root)),
-        ("index + 1".into(), (index + 1, size, *leaf, p.clone(), *root)),
-        ("index ^ 2".into(), (index ^ 2, size, *leaf, p.clone(), *root)),
-        ("size * 2".into(), (index, size * 2, *leaf, p.clone(), *root)),
-        ("size / 2".into(), (index, size / 2, *leaf, p.clone(), *root)),
-        ("wrong leaf".into(), (index, size, leaf_hash(b"WrongLeaf"), p.clone(), *root)),
-        ("empty root".into(), (index, size, *leaf, p.clone(), empty_root())),
+        (
+            "index - 1".into(),
+            (index.wrapping_sub(1), size, *leaf, p.clone(), *root),
+        ),
+        (
+            "index + 1".into(),
+            (index + 1, size, *leaf, p.clone(), *root),
+        ),
+        (
+            "index ^ 2".into(),
+            (index ^ 2, size, *leaf, p.clone(), *root),
+        ),
+        (
+            "size * 2".into(),
+            (index, size * 2, *leaf, p.clone(), *root),
+        ),
+        (
+            "size / 2".into(),
+            (index, size / 2, *leaf, p.clone(), *root),
+        ),
+        (
+            "wrong leaf".into(),
+            (index, size, leaf_hash(b"WrongLeaf"), p.clone(), *root),
+        ),
+        (
+            "empty root".into(),
+            (index, size, *leaf, p.clone(), empty_root()),
+        ),
         ("random root".into(), (index, size, *leaf, p.clone(), some)),
-        ("trailing root".into(), (index, size, *leaf, [p.clone(), vec![*root]].concat(), *root)),
-        ("preceding root".into(), (index, size, *leaf, [vec![*root], p.clone()].concat(), *root)),
+        (
+            "trailing root".into(),
+            (index, size, *leaf, [p.clone(), vec![*root]].concat(), *root),
+        ),
+        (
+            "preceding root".into(),
+            (index, size, *leaf, [vec![*root], p.clone()].concat(), *root),
+        ),
     ];
     for i in 0..p.len() {
         let mut bad = p.clone();
         bad[i][0] ^= 8;
-        out.push((format!("modified proof[{i}] bit 3"), (index, size, *leaf, bad, *root)));
+        out.push((
+            format!("modified proof[{i}] bit 3"),
+            (index, size, *leaf, bad, *root),
+        ));
     }
     if !p.is_empty() {
-        out.push(("removed component".into(), (index, size, *leaf, p[..p.len() - 1].to_vec(), *root)));
+        out.push((
+            "removed component".into(),
+            (index, size, *leaf, p[..p.len() - 1].to_vec(), *root),
+        ));
     }
     if p.len() > 1 {
         let mut bad = vec![p[0], some];
         bad.extend_from_slice(&p[1..]);
-        out.push(("inserted component".into(), (index, size, *leaf, bad, *root)));
+        out.push((
+            "inserted component".into(),
+            (index, size, *leaf, bad, *root),
+        ));
     }
     out
 }
@@ -126,7 +175,7 @@ fn consistency_proofs_are_generated_and_verified_as_in_the_vectors() {
             continue;
         }
         let some = h(&Value::String(SOME_HASH.into()));
-        let mut probes: Vec<(&str, u64, u64, Hash, Hash, Vec<Hash>)> = vec![
+        let mut probes: Vec<ConsistencyProbe> = vec![
             ("size1 - 1", s1 - 1, s2, r1, r2, proof.clone()),
             ("size1 + 1", s1 + 1, s2, r1, r2, proof.clone()),
             ("size1 ^ 2", s1 ^ 2, s2, r1, r2, proof.clone()),
@@ -136,12 +185,54 @@ fn consistency_proofs_are_generated_and_verified_as_in_the_vectors() {
             ("wrong root2", s1, s2, r1, some, proof.clone()),
             ("swapped roots", s1, s2, r2, r1, proof.clone()),
             ("empty proof", s1, s2, r1, r2, vec![]),
-            ("trailing root1", s1, s2, r1, r2, [proof.clone(), vec![r1]].concat()),
-            ("trailing root2", s1, s2, r1, r2, [proof.clone(), vec![r2]].concat()),
-            ("preceding root1", s1, s2, r1, r2, [vec![r1], proof.clone()].concat()),
-            ("preceding root2", s1, s2, r1, r2, [vec![r2], proof.clone()].concat()),
-            ("preceding proof[0]", s1, s2, r1, r2, [vec![proof[0]], proof.clone()].concat()),
-            ("truncated", s1, s2, r1, r2, proof[..proof.len() - 1].to_vec()),
+            (
+                "trailing root1",
+                s1,
+                s2,
+                r1,
+                r2,
+                [proof.clone(), vec![r1]].concat(),
+            ),
+            (
+                "trailing root2",
+                s1,
+                s2,
+                r1,
+                r2,
+                [proof.clone(), vec![r2]].concat(),
+            ),
+            (
+                "preceding root1",
+                s1,
+                s2,
+                r1,
+                r2,
+                [vec![r1], proof.clone()].concat(),
+            ),
+            (
+                "preceding root2",
+                s1,
+                s2,
+                r1,
+                r2,
+                [vec![r2], proof.clone()].concat(),
+            ),
+            (
+                "preceding proof[0]",
+                s1,
+                s2,
+                r1,
+                r2,
+                [vec![proof[0]], proof.clone()].concat(),
+            ),
+            (
+                "truncated",
+                s1,
+                s2,
+                r1,
+                r2,
+                proof[..proof.len() - 1].to_vec(),
+            ),
         ];
         for i in 0..proof.len() {
             let mut bad = proof.clone();

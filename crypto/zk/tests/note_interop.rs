@@ -32,7 +32,10 @@ fn signing_reproduces_the_reference_note_byte_for_byte() {
     let signer = reference_signer(&kat);
     let note = signer.sign(kat["text"].as_str().unwrap()).unwrap();
     assert_eq!(note, kat["signed_note"].as_str().unwrap());
-    assert_eq!(signer.verifier().to_vkey(), kat["verifier_key"].as_str().unwrap());
+    assert_eq!(
+        signer.verifier().to_vkey(),
+        kat["verifier_key"].as_str().unwrap()
+    );
 }
 
 #[test]
@@ -76,12 +79,17 @@ fn unknown_signatures_are_ignored_but_one_trusted_signature_is_required() {
         [witness.signature_line(text), reference_line.clone()],
     ] {
         let note = format!("{text}\n{}{}", lines[0], lines[1]);
-        SignedNote::parse(note.as_bytes()).unwrap().verify(&verifier).unwrap();
+        SignedNote::parse(note.as_bytes())
+            .unwrap()
+            .verify(&verifier)
+            .unwrap();
     }
     // Only the unknown key: rejected.
     let note = format!("{text}\n{}", witness.signature_line(text));
     assert!(matches!(
-        SignedNote::parse(note.as_bytes()).unwrap().verify(&verifier),
+        SignedNote::parse(note.as_bytes())
+            .unwrap()
+            .verify(&verifier),
         Err(Error::NoTrustedSignature { .. })
     ));
 }

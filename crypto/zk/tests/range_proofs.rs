@@ -2,8 +2,8 @@
 //! encoding, transcript binding (Frozen Heart) and batch verification.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use rand::{Rng, SeedableRng};
 use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use veilgrid_zk::Error;
 use veilgrid_zk::range::{
     BatchVerifier, BitSize, Blinding, BoundedProof, Commitment, MAX_RANGE_PROOF_BYTES,
@@ -21,7 +21,9 @@ fn blindings(n: usize) -> Vec<Blinding> {
 }
 
 fn values(rng: &mut StdRng, bits: BitSize, n: usize) -> Vec<u64> {
-    (0..n).map(|_| rng.r#gen::<u64>() & bits.max_value()).collect()
+    (0..n)
+        .map(|_| rng.r#gen::<u64>() & bits.max_value())
+        .collect()
 }
 
 #[test]
@@ -30,7 +32,8 @@ fn single_and_aggregated_proofs_of_32_and_64_bits_verify() {
     for bits in [BitSize::Bits32, BitSize::Bits64] {
         for n in [1usize, 3, 16] {
             let vals = values(&mut rng, bits, n);
-            let (proof, commitments) = RangeProof::prove(&ctx(1), bits, &vals, &blindings(n)).unwrap();
+            let (proof, commitments) =
+                RangeProof::prove(&ctx(1), bits, &vals, &blindings(n)).unwrap();
             assert_eq!(commitments.len(), n);
             proof.verify(&ctx(1), bits, &commitments).unwrap();
             let decoded = RangeProof::from_bytes(&proof.to_bytes()).unwrap();
@@ -38,9 +41,11 @@ fn single_and_aggregated_proofs_of_32_and_64_bits_verify() {
         }
     }
     // The extremes of the range.
-    let (p, c) = RangeProof::prove(&ctx(1), BitSize::Bits64, &[0, u64::MAX], &blindings(2)).unwrap();
+    let (p, c) =
+        RangeProof::prove(&ctx(1), BitSize::Bits64, &[0, u64::MAX], &blindings(2)).unwrap();
     p.verify(&ctx(1), BitSize::Bits64, &c).unwrap();
-    let (p, c) = RangeProof::prove(&ctx(1), BitSize::Bits32, &[u32::MAX as u64], &blindings(1)).unwrap();
+    let (p, c) =
+        RangeProof::prove(&ctx(1), BitSize::Bits32, &[u32::MAX as u64], &blindings(1)).unwrap();
     p.verify(&ctx(1), BitSize::Bits32, &c).unwrap();
 }
 
@@ -86,22 +91,25 @@ fn every_public_value_is_bound_into_the_transcript() {
     proof.verify(&ctx(9), BitSize::Bits32, &c).unwrap();
 
     let wrong_contexts = [
-        ctx(10),                                                       // another round
-        RangeContext::new(domains::MATCH_ORDER_QUANTITY)               // another domain
+        ctx(10), // another round
+        RangeContext::new(domains::MATCH_ORDER_QUANTITY) // another domain
             .bind_u64(b"round", 9)
             .bind(b"client", b"client-7"),
-        RangeContext::new(domains::AGG_VERIFIABLE_INPUT)               // fields reordered
+        RangeContext::new(domains::AGG_VERIFIABLE_INPUT) // fields reordered
             .bind(b"client", b"client-7")
             .bind_u64(b"round", 9),
-        ctx(9).bind(b"extra", b""),                                    // an extra field
-        RangeContext::new(domains::AGG_VERIFIABLE_INPUT)               // a field dropped
+        ctx(9).bind(b"extra", b""), // an extra field
+        RangeContext::new(domains::AGG_VERIFIABLE_INPUT) // a field dropped
             .bind_u64(b"round", 9),
-        RangeContext::new(domains::AGG_VERIFIABLE_INPUT)               // same bytes, other label
+        RangeContext::new(domains::AGG_VERIFIABLE_INPUT) // same bytes, other label
             .bind_u64(b"epoch", 9)
             .bind(b"client", b"client-7"),
     ];
     for (i, wrong) in wrong_contexts.iter().enumerate() {
-        assert!(proof.verify(wrong, BitSize::Bits32, &c).is_err(), "context {i}");
+        assert!(
+            proof.verify(wrong, BitSize::Bits32, &c).is_err(),
+            "context {i}"
+        );
     }
     // Commitments swapped, replaced or dropped.
     let swapped = vec![c[1], c[0], c[2]];
@@ -153,21 +161,41 @@ fn bounded_proofs_for_order_quantities_and_limit_indexes() {
 
     let qty_ctx = RangeContext::new(domains::MATCH_ORDER_QUANTITY).bind(b"round", b"r1");
     let qty = [1u64, 500, 1_000_000_000, 42];
-    let (p, c) = BoundedProof::prove(&qty_ctx, BitSize::Bits32, 1, 1_000_000_000, &qty, &blindings(4)).unwrap();
+    let (p, c) = BoundedProof::prove(
+        &qty_ctx,
+        BitSize::Bits32,
+        1,
+        1_000_000_000,
+        &qty,
+        &blindings(4),
+    )
+    .unwrap();
     assert_eq!(p.count(), 4);
-    p.verify(&qty_ctx, BitSize::Bits32, 1, 1_000_000_000, &c).unwrap();
+    p.verify(&qty_ctx, BitSize::Bits32, 1, 1_000_000_000, &c)
+        .unwrap();
     BoundedProof::from_bytes(&p.to_bytes())
         .unwrap()
         .verify(&qty_ctx, BitSize::Bits32, 1, 1_000_000_000, &c)
         .unwrap();
     assert_eq!(
-        BoundedProof::prove(&qty_ctx, BitSize::Bits32, 1, 1_000_000_000, &[0], &blindings(1)).unwrap_err(),
+        BoundedProof::prove(
+            &qty_ctx,
+            BitSize::Bits32,
+            1,
+            1_000_000_000,
+            &[0],
+            &blindings(1)
+        )
+        .unwrap_err(),
         Error::ValueOutOfRange
     );
     // A quantity commitment proven for one order is not accepted for another one's.
     let mut other = c.clone();
     other[1] = Commitment::commit(500, &Blinding::random());
-    assert!(p.verify(&qty_ctx, BitSize::Bits32, 1, 1_000_000_000, &other).is_err());
+    assert!(
+        p.verify(&qty_ctx, BitSize::Bits32, 1, 1_000_000_000, &other)
+            .is_err()
+    );
     // Ranges that cannot be proven with the chosen width are refused.
     assert!(matches!(
         BoundedProof::prove(&qty_ctx, BitSize::Bits8, 0, 256, &[3], &blindings(1)),
@@ -178,13 +206,23 @@ fn bounded_proofs_for_order_quantities_and_limit_indexes() {
         Err(Error::InvalidRange { .. })
     ));
     // Full 64-bit bounds work.
-    let (p, c) = BoundedProof::prove(&qty_ctx, BitSize::Bits64, 0, u64::MAX, &[u64::MAX], &blindings(1)).unwrap();
-    p.verify(&qty_ctx, BitSize::Bits64, 0, u64::MAX, &c).unwrap();
+    let (p, c) = BoundedProof::prove(
+        &qty_ctx,
+        BitSize::Bits64,
+        0,
+        u64::MAX,
+        &[u64::MAX],
+        &blindings(1),
+    )
+    .unwrap();
+    p.verify(&qty_ctx, BitSize::Bits64, 0, u64::MAX, &c)
+        .unwrap();
 }
 
 #[test]
 fn a_range_proof_is_not_a_bounded_proof() {
-    let (p, c) = BoundedProof::prove(&ctx(1), BitSize::Bits32, 0, 1000, &[5], &blindings(1)).unwrap();
+    let (p, c) =
+        BoundedProof::prove(&ctx(1), BitSize::Bits32, 0, 1000, &[5], &blindings(1)).unwrap();
     // Same bytes read as a plain range proof over two values: different statement, refused.
     let as_range = RangeProof::from_bytes(&p.to_bytes()).unwrap();
     let derived = [c[0], c[0]];
@@ -210,7 +248,9 @@ fn aggregation_round_commitment_check() {
             .bind_u64(b"round", 77)
             .bind_u64(b"client", client);
         let (proof, commitments) = RangeProof::prove(&c_ctx, BitSize::Bits32, &vals, &r).unwrap();
-        batch.add_range(&c_ctx, BitSize::Bits32, &commitments, &proof).unwrap();
+        batch
+            .add_range(&c_ctx, BitSize::Bits32, &commitments, &proof)
+            .unwrap();
         for k in 0..dim {
             sum[k] += u128::from(vals[k]);
             blinding_sums[k].push(r[k].clone());
@@ -222,7 +262,10 @@ fn aggregation_round_commitment_check() {
         let total = Commitment::sum(&per_coordinate[k]).unwrap();
         let r = Blinding::sum(&blinding_sums[k]);
         total.verify_opening(sum[k], &r).unwrap();
-        assert_eq!(total.verify_opening(sum[k] + 1, &r), Err(Error::OpeningFailed));
+        assert_eq!(
+            total.verify_opening(sum[k] + 1, &r),
+            Err(Error::OpeningFailed)
+        );
     }
 }
 
@@ -232,15 +275,22 @@ fn batch_verification_accepts_valid_batches_and_names_the_bad_proof() {
     let mut batch = BatchVerifier::new();
     let mut statements = Vec::new();
     for i in 0..12u64 {
-        let bits = if i % 2 == 0 { BitSize::Bits32 } else { BitSize::Bits64 };
+        let bits = if i % 2 == 0 {
+            BitSize::Bits32
+        } else {
+            BitSize::Bits64
+        };
         let n = [1usize, 2, 4, 3][i as usize % 4];
         let vals = values(&mut rng, bits, n);
         let (p, c) = RangeProof::prove(&ctx(i), bits, &vals, &blindings(n)).unwrap();
         batch.add_range(&ctx(i), bits, &c, &p).unwrap();
         statements.push((i, bits, p, c));
     }
-    let (bp, bc) = BoundedProof::prove(&ctx(99), BitSize::Bits8, 0, 63, &[5, 60], &blindings(2)).unwrap();
-    batch.add_bounded(&ctx(99), BitSize::Bits8, 0, 63, &bc, &bp).unwrap();
+    let (bp, bc) =
+        BoundedProof::prove(&ctx(99), BitSize::Bits8, 0, 63, &[5, 60], &blindings(2)).unwrap();
+    batch
+        .add_bounded(&ctx(99), BitSize::Bits8, 0, 63, &bc, &bp)
+        .unwrap();
     assert_eq!(batch.len(), 13);
     batch.verify().unwrap();
 
@@ -251,14 +301,18 @@ fn batch_verification_accepts_valid_batches_and_names_the_bad_proof() {
             let round = if j == bad { i + 1000 } else { *i };
             batch.add_range(&ctx(round), *bits, c, p).unwrap();
         }
-        batch.add_bounded(&ctx(99), BitSize::Bits8, 0, 63, &bc, &bp).unwrap();
+        batch
+            .add_bounded(&ctx(99), BitSize::Bits8, 0, 63, &bc, &bp)
+            .unwrap();
         assert_eq!(batch.verify(), Err(Error::BatchItemFailed { index: bad }));
     }
     // A bounded proof with the wrong bounds at the end of the batch.
     let mut batch = BatchVerifier::new();
     let (i, bits, p, c) = &statements[0];
     batch.add_range(&ctx(*i), *bits, c, p).unwrap();
-    batch.add_bounded(&ctx(99), BitSize::Bits8, 0, 62, &bc, &bp).unwrap();
+    batch
+        .add_bounded(&ctx(99), BitSize::Bits8, 0, 62, &bc, &bp)
+        .unwrap();
     assert_eq!(batch.verify(), Err(Error::BatchItemFailed { index: 1 }));
     // Shape errors are reported when adding.
     let mut batch = BatchVerifier::new();
@@ -285,8 +339,22 @@ fn commitments_hide_the_value_and_proofs_are_randomized() {
 #[test]
 fn deterministic_rng_gives_reproducible_proofs() {
     let r = [Blinding::from_bytes(&[3u8; 32]).unwrap()];
-    let a = RangeProof::prove_with_rng(&ctx(1), BitSize::Bits16, &[7], &r, &mut StdRng::seed_from_u64(9)).unwrap();
-    let b = RangeProof::prove_with_rng(&ctx(1), BitSize::Bits16, &[7], &r, &mut StdRng::seed_from_u64(9)).unwrap();
+    let a = RangeProof::prove_with_rng(
+        &ctx(1),
+        BitSize::Bits16,
+        &[7],
+        &r,
+        &mut StdRng::seed_from_u64(9),
+    )
+    .unwrap();
+    let b = RangeProof::prove_with_rng(
+        &ctx(1),
+        BitSize::Bits16,
+        &[7],
+        &r,
+        &mut StdRng::seed_from_u64(9),
+    )
+    .unwrap();
     assert_eq!(a.0.to_bytes(), b.0.to_bytes());
     assert_eq!(a.1, b.1);
 }

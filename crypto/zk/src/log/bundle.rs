@@ -21,10 +21,12 @@ use veilgrid_core::receipt::SignedReceipt;
 
 use super::receipt_entry::decode_receipt_entry;
 use super::transparency_log::MAX_ENTRY_BYTES;
+use crate::Error;
 use crate::error::{BundleItem, check_len};
 use crate::merkle::{Hash, leaf_hash, verify_inclusion};
-use crate::note::{LogVerifier, MAX_NOTE_BYTES, SignedCheckpoint, SignedNote, parse_decimal, parse_hash};
-use crate::Error;
+use crate::note::{
+    LogVerifier, MAX_NOTE_BYTES, SignedCheckpoint, SignedNote, parse_decimal, parse_hash,
+};
 
 /// The first line of every bundle.
 pub const TLOG_PROOF_HEADER: &str = "c2sp.org/tlog-proof@v1";
@@ -87,7 +89,8 @@ impl ProofBundle {
     /// invalid UTF-8 byte is reported against the item it is in.
     pub fn parse(bytes: &[u8]) -> Result<Self, Error> {
         use BundleItem::*;
-        check_len("proof bundle", bytes.len(), MAX_BUNDLE_BYTES).map_err(|e| e.in_bundle(Header))?;
+        check_len("proof bundle", bytes.len(), MAX_BUNDLE_BYTES)
+            .map_err(|e| e.in_bundle(Header))?;
         let truncated = |item| Error::malformed("proof bundle", "truncated").in_bundle(item);
         let line_str = |what: &'static str, line: &[u8], item| {
             core::str::from_utf8(line)
@@ -97,16 +100,24 @@ impl ProofBundle {
 
         let (header, rest) = next_line(bytes).ok_or_else(|| truncated(Header))?;
         if header != TLOG_PROOF_HEADER.as_bytes() {
-            return Err(Error::malformed("proof bundle", "first line is not c2sp.org/tlog-proof@v1")
-                .in_bundle(Header));
+            return Err(Error::malformed(
+                "proof bundle",
+                "first line is not c2sp.org/tlog-proof@v1",
+            )
+            .in_bundle(Header));
         }
 
         let (line, rest) = next_line(rest).ok_or_else(|| truncated(Receipt))?;
         let b64 = line.strip_prefix(b"extra ".as_slice()).ok_or_else(|| {
-            Error::malformed("proof bundle", "no `extra` line carrying the receipt").in_bundle(Receipt)
+            Error::malformed("proof bundle", "no `extra` line carrying the receipt")
+                .in_bundle(Receipt)
         })?;
-        check_len("receipt (base64)", b64.len(), MAX_ENTRY_BYTES.div_ceil(3) * 4)
-            .map_err(|e| e.in_bundle(Receipt))?;
+        check_len(
+            "receipt (base64)",
+            b64.len(),
+            MAX_ENTRY_BYTES.div_ceil(3) * 4,
+        )
+        .map_err(|e| e.in_bundle(Receipt))?;
         let entry = B64
             .decode(b64)
             .map_err(|e| Error::malformed("receipt", e.to_string()).in_bundle(Receipt))?;
@@ -114,7 +125,9 @@ impl ProofBundle {
         let (line, mut rest) = next_line(rest).ok_or_else(|| truncated(InclusionProof))?;
         let index = line
             .strip_prefix(b"index ".as_slice())
-            .ok_or_else(|| Error::malformed("proof bundle", "no `index` line").in_bundle(InclusionProof))
+            .ok_or_else(|| {
+                Error::malformed("proof bundle", "no `index` line").in_bundle(InclusionProof)
+            })
             .and_then(|n| line_str("entry index", n, InclusionProof))
             .and_then(|n| {
                 parse_decimal("entry index", &n).map_err(|e| e.in_bundle(InclusionProof))
@@ -137,7 +150,8 @@ impl ProofBundle {
             }
             let line = line_str("inclusion proof hash", line, InclusionProof)?;
             inclusion.push(
-                parse_hash("inclusion proof hash", &line).map_err(|e| e.in_bundle(InclusionProof))?,
+                parse_hash("inclusion proof hash", &line)
+                    .map_err(|e| e.in_bundle(InclusionProof))?,
             );
         }
 
@@ -170,7 +184,8 @@ impl ProofBundle {
         let checkpoint = log
             .verify_checkpoint(self.checkpoint.as_bytes())
             .map_err(|e| e.in_bundle(Checkpoint))?;
-        check_len("receipt", self.entry.len(), MAX_ENTRY_BYTES).map_err(|e| e.in_bundle(Receipt))?;
+        check_len("receipt", self.entry.len(), MAX_ENTRY_BYTES)
+            .map_err(|e| e.in_bundle(Receipt))?;
         check_entry(&self.entry).map_err(|e| e.in_bundle(Receipt))?;
         let size = checkpoint.size();
         if self.index >= size {
@@ -180,8 +195,12 @@ impl ProofBundle {
             }
             .in_bundle(InclusionProof));
         }
-        check_len("inclusion proof hashes", self.inclusion.len(), MAX_PROOF_HASHES)
-            .map_err(|e| e.in_bundle(InclusionProof))?;
+        check_len(
+            "inclusion proof hashes",
+            self.inclusion.len(),
+            MAX_PROOF_HASHES,
+        )
+        .map_err(|e| e.in_bundle(InclusionProof))?;
         verify_inclusion(
             self.index,
             size,
@@ -199,7 +218,10 @@ impl ProofBundle {
     /// Verify the bundle and the receipt in it: the entry must decode as a
     /// [`SignedReceipt`] (see [`encode_receipt_entry`](super::encode_receipt_entry))
     /// whose provider signature verifies. Returns the receipt and what was verified.
-    pub fn verify_receipt(&self, log: &LogVerifier) -> Result<(SignedReceipt, VerifiedEntry), Error> {
+    pub fn verify_receipt(
+        &self,
+        log: &LogVerifier,
+    ) -> Result<(SignedReceipt, VerifiedEntry), Error> {
         let mut receipt = None;
         let verified = self.verify_with(log, |entry| {
             let r = decode_receipt_entry(entry)?;

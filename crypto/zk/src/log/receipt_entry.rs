@@ -32,8 +32,8 @@ pub fn decode_receipt_entry(entry: &[u8]) -> Result<SignedReceipt, Error> {
         .checked_sub(SIGNATURE_LEN)
         .ok_or_else(|| Error::malformed("receipt entry", "shorter than a signature"))?;
     let (body, sig) = entry.split_at(split);
-    let receipt =
-        Receipt::from_canonical_bytes(body).map_err(|e| Error::malformed("receipt", e.to_string()))?;
+    let receipt = Receipt::from_canonical_bytes(body)
+        .map_err(|e| Error::malformed("receipt", e.to_string()))?;
     let mut signature = [0u8; SIGNATURE_LEN];
     signature.copy_from_slice(sig);
     Ok(SignedReceipt { receipt, signature })

@@ -2,6 +2,9 @@
 
 use crate::Error;
 
+/// A callback visiting `(index, entry)` pairs in order (see [`LogStore::scan`]).
+pub type EntryVisitor<'a> = dyn FnMut(u64, &[u8]) -> Result<(), Error> + 'a;
+
 /// Storage of a [`TransparencyLog`](super::TransparencyLog): an append-only list
 /// of entries and an append-only list of the signed checkpoints (note text).
 ///
@@ -42,7 +45,7 @@ pub trait LogStore {
         &self,
         from: u64,
         to: u64,
-        visit: &mut dyn FnMut(u64, &[u8]) -> Result<(), Error>,
+        visit: &mut EntryVisitor<'_>,
     ) -> Result<(), Error> {
         for i in from..to {
             visit(i, &self.get(i)?)?;
@@ -121,7 +124,7 @@ impl LogStore for MemoryStore {
         &self,
         from: u64,
         to: u64,
-        visit: &mut dyn FnMut(u64, &[u8]) -> Result<(), Error>,
+        visit: &mut EntryVisitor<'_>,
     ) -> Result<(), Error> {
         for i in from..to {
             let entry = usize::try_from(i)

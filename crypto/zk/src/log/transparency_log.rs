@@ -2,6 +2,7 @@
 //! in memory, signed checkpoints, proofs and bundles.
 
 use super::bundle::ProofBundle;
+use super::consistency_bundle::ConsistencyBundle;
 use super::store::LogStore;
 use crate::Error;
 use crate::error::check_len;
@@ -29,7 +30,10 @@ impl<S: LogStore> core::fmt::Debug for TransparencyLog<S> {
         f.debug_struct("TransparencyLog")
             .field("origin", &self.signer.origin())
             .field("size", &self.tree.size())
-            .field("checkpointed", &self.latest.as_ref().map(SignedCheckpoint::size))
+            .field(
+                "checkpointed",
+                &self.latest.as_ref().map(SignedCheckpoint::size),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -77,13 +81,13 @@ impl<S: LogStore> TransparencyLog<S> {
                     found: checkpoint.origin,
                 });
             }
-            if let Some(earlier) = previous {
-                if checkpoint.size < earlier {
-                    return Err(Error::CheckpointsOutOfOrder {
-                        earlier,
-                        later: checkpoint.size,
-                    });
-                }
+            if let Some(earlier) = previous
+                && checkpoint.size < earlier
+            {
+                return Err(Error::CheckpointsOutOfOrder {
+                    earlier,
+                    later: checkpoint.size,
+                });
             }
             previous = Some(checkpoint.size);
             if checkpoint.size > len {
@@ -159,10 +163,10 @@ impl<S: LogStore> TransparencyLog<S> {
                 "store holds {stored} entries but the log appended {size}: written behind the log's back"
             )));
         }
-        if let Some(latest) = &self.latest {
-            if latest.size() == size {
-                return Ok(latest.clone());
-            }
+        if let Some(latest) = &self.latest
+            && latest.size() == size
+        {
+            return Ok(latest.clone());
         }
         let tree = &self.tree;
         self.store.scan(since, size, &mut |i, entry| {
@@ -220,12 +224,19 @@ impl<S: LogStore> TransparencyLog<S> {
     /// An offline-verifiable bundle for entry `index` against the latest checkpoint
     /// (which must already cover `index`; call [`checkpoint`](Self::checkpoint) first).
     pub fn bundle(&self, index: u64) -> Result<ProofBundle, Error> {
-        let latest = self.latest.as_ref().ok_or(Error::IndexOutOfRange { index, size: 0 })?;
+        let latest = self
+            .latest
+            .as_ref()
+            .ok_or(Error::IndexOutOfRange { index, size: 0 })?;
         self.bundle_at(index, latest)
     }
 
     /// An offline-verifiable bundle for entry `index` against a given checkpoint of this log.
-    pub fn bundle_at(&self, index: u64, checkpoint: &SignedCheckpoint) -> Result<ProofBundle, Error> {
+    pub fn bundle_at(
+        &self,
+        index: u64,
+        checkpoint: &SignedCheckpoint,
+    ) -> Result<ProofBundle, Error> {
         let size = checkpoint.size();
         if index >= size {
             return Err(Error::IndexOutOfRange { index, size });
@@ -242,6 +253,24 @@ impl<S: LogStore> TransparencyLog<S> {
             index,
             inclusion: self.tree.inclusion_proof(index, size)?,
             checkpoint: checkpoint.note().to_owned(),
+        })
+    }
+
+    /// Evidence that `newer` extends `older` (two checkpoints of this log), for auditors.
+    pub fn consistency_bundle(
+        &self,
+        older: &SignedCheckpoint,
+        newer: &SignedCheckpoint,
+    ) -> Result<ConsistencyBundle, Error> {
+        for cp in [older, newer] {
+            if self.tree.root_at(cp.size())? != *cp.root() {
+                return Err(Error::StoreDiverged { size: cp.size() });
+            }
+        }
+        Ok(ConsistencyBundle {
+            older: older.note().to_owned(),
+            newer: newer.note().to_owned(),
+            proof: self.tree.consistency_proof(older.size(), newer.size())?,
         })
     }
 

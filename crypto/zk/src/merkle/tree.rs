@@ -140,7 +140,7 @@ impl MerkleTree {
     /// multiple of the largest power of two below `end - start`, and `end <= size`).
     fn subtree_root(&self, start: u64, end: u64) -> Hash {
         let len = end - start;
-        if len.is_power_of_two() && start % len == 0 {
+        if len.is_power_of_two() && start.is_multiple_of(len) {
             let level = len.trailing_zeros() as usize;
             return self.levels[level][(start / len) as usize];
         }
@@ -199,7 +199,10 @@ mod tests {
             1 => leaf_hash(&entries[0]),
             n => {
                 let k = split_point(n as u64) as usize;
-                node_hash(&reference_root(&entries[..k]), &reference_root(&entries[k..]))
+                node_hash(
+                    &reference_root(&entries[..k]),
+                    &reference_root(&entries[k..]),
+                )
             }
         }
     }

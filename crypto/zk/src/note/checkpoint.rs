@@ -77,7 +77,12 @@ impl Checkpoint {
             self.extensions.len(),
             MAX_CHECKPOINT_EXTENSIONS,
         )?;
-        let mut text = format!("{}\n{}\n{}\n", self.origin, self.size, B64.encode(self.root));
+        let mut text = format!(
+            "{}\n{}\n{}\n",
+            self.origin,
+            self.size,
+            B64.encode(self.root)
+        );
         for ext in &self.extensions {
             check_line("checkpoint extension line", ext)?;
             text.push_str(ext);
@@ -88,6 +93,7 @@ impl Checkpoint {
 
     /// Parse a checkpoint note text (ending in a newline).
     pub fn from_note_text(text: &str) -> Result<Self, Error> {
+        check_len("checkpoint", text.len(), super::MAX_NOTE_BYTES)?;
         let body = text
             .strip_suffix('\n')
             .ok_or_else(|| Error::malformed("checkpoint", "does not end with a newline"))?;
@@ -275,7 +281,10 @@ mod tests {
             "example.com/log\n1\nBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=",
         ] {
             assert!(
-                matches!(Checkpoint::from_note_text(bad), Err(Error::Malformed { .. })),
+                matches!(
+                    Checkpoint::from_note_text(bad),
+                    Err(Error::Malformed { .. })
+                ),
                 "{bad:?}"
             );
         }
@@ -299,9 +308,17 @@ mod tests {
         ));
         // Same key, different origin: the key id differs, so the signature is not trusted.
         let same_key = SigningIdentity::generate();
-        let a = LogSigner::new("a.example/log", SigningIdentity::from_secret_bytes(&same_key.secret_bytes())).unwrap();
+        let a = LogSigner::new(
+            "a.example/log",
+            SigningIdentity::from_secret_bytes(&same_key.secret_bytes()),
+        )
+        .unwrap();
         let b = LogSigner::new("b.example/log", same_key).unwrap();
         let from_a = a.sign(1, [0; 32]).unwrap();
-        assert!(b.verifier().verify_checkpoint(from_a.note().as_bytes()).is_err());
+        assert!(
+            b.verifier()
+                .verify_checkpoint(from_a.note().as_bytes())
+                .is_err()
+        );
     }
 }

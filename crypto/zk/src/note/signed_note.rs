@@ -38,7 +38,10 @@ pub fn check_key_name(name: &str) -> Result<(), Error> {
     if name.is_empty() {
         return Err(Error::malformed("key name", "empty"));
     }
-    if name.chars().any(|c| c.is_whitespace() || c == '+' || c.is_control()) {
+    if name
+        .chars()
+        .any(|c| c.is_whitespace() || c == '+' || c.is_control())
+    {
         return Err(Error::malformed(
             "key name",
             "contains a space, a control character or '+'",
@@ -143,13 +146,19 @@ impl NoteVerifier {
         };
         check_key_name(name)?;
         if id_hex.len() != 8 || !id_hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(Error::malformed("verifier key", "key id is not 8 hex digits"));
+            return Err(Error::malformed(
+                "verifier key",
+                "key id is not 8 hex digits",
+            ));
         }
         let key_bytes = B64
             .decode(key_b64)
             .map_err(|e| Error::malformed("verifier key", e.to_string()))?;
         let Some((&SIG_TYPE_ED25519, pk)) = key_bytes.split_first() else {
-            return Err(Error::malformed("verifier key", "not an Ed25519 (0x01) key"));
+            return Err(Error::malformed(
+                "verifier key",
+                "not an Ed25519 (0x01) key",
+            ));
         };
         let key = VerifierKey::from_bytes(pk)
             .map_err(|e| Error::malformed("verifier key", e.to_string()))?;
@@ -168,7 +177,12 @@ impl NoteVerifier {
         let mut key = Vec::with_capacity(33);
         key.push(SIG_TYPE_ED25519);
         key.extend_from_slice(&self.key.to_bytes());
-        format!("{}+{}+{}", self.name, hex_lower(&self.key_id), B64.encode(key))
+        format!(
+            "{}+{}+{}",
+            self.name,
+            hex_lower(&self.key_id),
+            B64.encode(key)
+        )
     }
 
     /// The key name.
@@ -228,7 +242,10 @@ fn check_note_text(text: &str) -> Result<(), Error> {
         return Err(Error::malformed("note text", "does not end with a newline"));
     }
     if text.chars().any(is_forbidden_control) {
-        return Err(Error::malformed("note text", "contains a control character"));
+        return Err(Error::malformed(
+            "note text",
+            "contains a control character",
+        ));
     }
     Ok(())
 }
@@ -319,7 +336,10 @@ impl SignedNote {
 
 fn parse_signature_line(line: &str) -> Result<NoteSignature, Error> {
     let rest = line.strip_prefix(SIG_PREFIX).ok_or_else(|| {
-        Error::malformed("signature line", "does not start with an em dash and a space")
+        Error::malformed(
+            "signature line",
+            "does not start with an em dash and a space",
+        )
     })?;
     let (name, blob) = rest
         .split_once(' ')
@@ -382,11 +402,11 @@ mod tests {
         let s = signer();
         let note = s.sign("text\n").unwrap();
         for bad in [
-            "text\n".to_string(),                          // no signatures
-            note.trim_end().to_string(),                   // no final newline
-            note.replace('\u{2014}', "-"),                 // wrong dash
-            note.replacen("text", "te\u{7}xt", 1),         // control char
-            format!("{note}garbage\n"),                    // bad signature line
+            "text\n".to_string(),                         // no signatures
+            note.trim_end().to_string(),                  // no final newline
+            note.replace('\u{2014}', "-"),                // wrong dash
+            note.replacen("text", "te\u{7}xt", 1),        // control char
+            format!("{note}garbage\n"),                   // bad signature line
             note.replacen("example.com/log ", "a+b ", 1), // bad key name
         ] {
             let err = SignedNote::parse(bad.as_bytes()).unwrap_err();

@@ -62,7 +62,7 @@ fn read_scalar(bytes: &[u8], i: usize) -> Result<Scalar, Error> {
 impl ProofFields {
     /// Layout (bulletproofs `RangeProof::to_bytes`): `A S T₁ T₂ t_x t̃_x ẽ (Lᵢ Rᵢ)* a b`.
     fn parse(bytes: &[u8]) -> Result<Self, Error> {
-        if bytes.len() % 32 != 0 || bytes.len() < 9 * 32 {
+        if !bytes.len().is_multiple_of(32) || bytes.len() < 9 * 32 {
             return Err(Error::malformed("range proof", "bad length"));
         }
         let elems = bytes.len() / 32;
@@ -222,8 +222,17 @@ impl BatchVerifier {
         }
         proof.inner().check_shape(bits, commitments.len() * 2)?;
         let derived = derived_commitments(min, max, commitments)?;
-        let transcript = ctx.transcript(StatementKind::Bounded { min, max }, bits.bits(), commitments);
-        self.push(transcript, bits, padded_commitments(&derived), proof.inner())
+        let transcript = ctx.transcript(
+            StatementKind::Bounded { min, max },
+            bits.bits(),
+            commitments,
+        );
+        self.push(
+            transcript,
+            bits,
+            padded_commitments(&derived),
+            proof.inner(),
+        )
     }
 
     /// Verify every queued proof. On failure, names the first proof that fails
@@ -268,8 +277,11 @@ impl BatchVerifier {
         let gens = vector_gens();
         let pc = pedersen_gens();
         let mut scalars = acc.scalars;
-        let mut points: Vec<Option<RistrettoPoint>> =
-            acc.points.iter().map(CompressedRistretto::decompress).collect();
+        let mut points: Vec<Option<RistrettoPoint>> = acc
+            .points
+            .iter()
+            .map(CompressedRistretto::decompress)
+            .collect();
         scalars.push(acc.b);
         points.push(Some(pc.B));
         scalars.push(acc.b_blinding);
@@ -423,23 +435,32 @@ mod tests {
         .into_iter()
         .enumerate()
         {
-            let vals: Vec<u64> = (0..n as u64).map(|v| (v * 37 + 5) & bits.max_value()).collect();
+            let vals: Vec<u64> = (0..n as u64)
+                .map(|v| (v * 37 + 5) & bits.max_value())
+                .collect();
             let r: Vec<Blinding> = (0..n).map(|_| Blinding::random()).collect();
             let (p, c) = RangeProof::prove(&ctx(i as u64), bits, &vals, &r).unwrap();
             batch.add_range(&ctx(i as u64), bits, &c, &p).unwrap();
             // A batch of one is the crate's own equation (times a weight).
             let mut one = BatchVerifier::new();
             one.add_range(&ctx(i as u64), bits, &c, &p).unwrap();
-            assert!(one.combined_check(&mut rng).is_ok(), "single {bits:?} x {n}");
+            assert!(
+                one.combined_check(&mut rng).is_ok(),
+                "single {bits:?} x {n}"
+            );
         }
-        let (bp, bc) =
-            BoundedProof::prove(&ctx(50), BitSize::Bits16, 10, 1000, &[10, 999, 500], &[
-                Blinding::random(),
-                Blinding::random(),
-                Blinding::random(),
-            ])
+        let (bp, bc) = BoundedProof::prove(
+            &ctx(50),
+            BitSize::Bits16,
+            10,
+            1000,
+            &[10, 999, 500],
+            &[Blinding::random(), Blinding::random(), Blinding::random()],
+        )
+        .unwrap();
+        batch
+            .add_bounded(&ctx(50), BitSize::Bits16, 10, 1000, &bc, &bp)
             .unwrap();
-        batch.add_bounded(&ctx(50), BitSize::Bits16, 10, 1000, &bc, &bp).unwrap();
         assert!(batch.combined_check(&mut rng).is_ok());
     }
 

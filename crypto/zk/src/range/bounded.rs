@@ -66,7 +66,15 @@ impl BoundedProof {
         values: &[u64],
         blindings: &[Blinding],
     ) -> Result<(Self, Vec<Commitment>), Error> {
-        Self::prove_with_rng(ctx, bits, min, max, values, blindings, &mut rand::thread_rng())
+        Self::prove_with_rng(
+            ctx,
+            bits,
+            min,
+            max,
+            values,
+            blindings,
+            &mut rand::thread_rng(),
+        )
     }
 
     /// [`prove`](Self::prove) with a caller-supplied CSPRNG.

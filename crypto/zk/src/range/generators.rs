@@ -76,6 +76,9 @@ mod tests {
             assert_eq!(ours, theirs, "party {j}");
         }
         // H differs from G (different label), as it must.
-        assert_ne!(chain(&party_label(b'H', 0), 1), chain(&party_label(b'G', 0), 1));
+        assert_ne!(
+            chain(&party_label(b'H', 0), 1),
+            chain(&party_label(b'G', 0), 1)
+        );
     }
 }

@@ -127,9 +127,9 @@ impl Commitment {
 
     /// Parse 32 bytes, refusing encodings that are not valid Ristretto points.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
-        let arr: [u8; 32] = bytes
-            .try_into()
-            .map_err(|_| Error::malformed("commitment", format!("{} bytes, expected 32", bytes.len())))?;
+        let arr: [u8; 32] = bytes.try_into().map_err(|_| {
+            Error::malformed("commitment", format!("{} bytes, expected 32", bytes.len()))
+        })?;
         let c = Self(CompressedRistretto(arr));
         c.point()?;
         Ok(c)
@@ -172,8 +172,14 @@ mod tests {
         let sum = Commitment::sum([&c1, &c2]).unwrap();
         let r = Blinding::sum([&r1, &r2]);
         sum.verify_opening(40 + u128::from(u64::MAX), &r).unwrap();
-        assert_eq!(sum.verify_opening(41 + u128::from(u64::MAX), &r), Err(Error::OpeningFailed));
-        assert_eq!(sum.verify_opening(40 + u128::from(u64::MAX), &r1), Err(Error::OpeningFailed));
+        assert_eq!(
+            sum.verify_opening(41 + u128::from(u64::MAX), &r),
+            Err(Error::OpeningFailed)
+        );
+        assert_eq!(
+            sum.verify_opening(40 + u128::from(u64::MAX), &r1),
+            Err(Error::OpeningFailed)
+        );
     }
 
     #[test]

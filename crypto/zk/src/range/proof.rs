@@ -45,7 +45,10 @@ pub(crate) fn inner_proof_len(n: usize, m_padded: usize) -> usize {
 /// (commitments to 0 with blinding 0) up to a power of two. Padding values are public zeros.
 pub(crate) fn padded_commitments(commitments: &[Commitment]) -> Vec<CompressedRistretto> {
     let mut v: Vec<CompressedRistretto> = commitments.iter().map(|c| c.0).collect();
-    v.resize(padded_len(commitments.len()), CompressedRistretto::default());
+    v.resize(
+        padded_len(commitments.len()),
+        CompressedRistretto::default(),
+    );
     v
 }
 
@@ -166,7 +169,12 @@ impl RangeProof {
     ) -> Result<(), Error> {
         self.check_shape(bits, commitments.len())?;
         let mut transcript = ctx.transcript(StatementKind::Range, bits.bits(), commitments);
-        verify_padded(&self.inner, &mut transcript, bits, &padded_commitments(commitments))
+        verify_padded(
+            &self.inner,
+            &mut transcript,
+            bits,
+            &padded_commitments(commitments),
+        )
     }
 
     pub(crate) fn check_shape(&self, bits: BitSize, count: usize) -> Result<(), Error> {

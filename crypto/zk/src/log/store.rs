@@ -41,12 +41,7 @@ pub trait LogStore {
 
     /// Visit the entries `[from, to)` in order. The default calls [`get`](Self::get)
     /// for each; a database can override it with one range query.
-    fn scan(
-        &self,
-        from: u64,
-        to: u64,
-        visit: &mut EntryVisitor<'_>,
-    ) -> Result<(), Error> {
+    fn scan(&self, from: u64, to: u64, visit: &mut EntryVisitor<'_>) -> Result<(), Error> {
         for i in from..to {
             visit(i, &self.get(i)?)?;
         }
@@ -120,12 +115,7 @@ impl LogStore for MemoryStore {
             .ok_or_else(|| Error::Store(format!("no stored checkpoint #{i}")))
     }
 
-    fn scan(
-        &self,
-        from: u64,
-        to: u64,
-        visit: &mut EntryVisitor<'_>,
-    ) -> Result<(), Error> {
+    fn scan(&self, from: u64, to: u64, visit: &mut EntryVisitor<'_>) -> Result<(), Error> {
         for i in from..to {
             let entry = usize::try_from(i)
                 .ok()

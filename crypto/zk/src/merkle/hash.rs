@@ -5,7 +5,7 @@ use sha2::{Digest, Sha256};
 /// A SHA-256 tree hash (leaf, interior node or root).
 pub type Hash = [u8; 32];
 
-/// Length of a [`Hash`] in bytes.
+/// Length of a [`Hash`](type@Hash) in bytes.
 pub const HASH_LEN: usize = 32;
 
 /// `MTH({}) = SHA-256()`: the root of the empty tree.

@@ -1,8 +1,251 @@
-//! Benchmarks of the one-shot aggregation roles (filled in below).
-#![allow(missing_docs)]
-use criterion::{Criterion, criterion_group, criterion_main};
+//! One-shot aggregation: client, committee member and server compute, and bytes per message,
+//! for N = 1000 clients and L ∈ {10^3, 10^4, 10^5}, next to the plaintext sum (the floor).
+//!
+//! Run: `cargo bench -p veilgrid-aggregation --bench aggregation`
+//! (set `VG_AGG_BENCH_LENGTHS=1000,10000` to run a subset, `VG_AGG_BENCH_VERIFIABLE=1` to add the
+//! verifiable-mode measurements).
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-fn bench(_c: &mut Criterion) {}
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use rand::{Rng, SeedableRng, rngs::StdRng};
+use rand_core::OsRng;
+use veilgrid_aggregation::*;
+use veilgrid_core::seal::SealKeyPair;
+
+const N: usize = 1000;
+const BITS: u32 = 16;
+const M: u16 = 5;
+const T: u16 = 2;
+
+fn lengths() -> Vec<usize> {
+    std::env::var("VG_AGG_BENCH_LENGTHS")
+        .ok()
+        .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![1_000, 10_000, 100_000])
+}
+
+struct Fixture {
+    round: Round,
+    keys: Vec<SealKeyPair>,
+    inputs: Vec<Vec<u64>>,
+    messages: Vec<Vec<u8>>,
+}
+
+fn fixture(len: usize) -> Fixture {
+    let keys: Vec<SealKeyPair> = (0..M).map(|_| SealKeyPair::generate()).collect();
+    let params = RoundParams::new(len as u32, BITS, N as u32, M, T).unwrap();
+    let round = Round::new(
+        [len as u8; 32],
+        params,
+        [7; 32],
+        keys.iter().map(|k| k.public()).collect(),
+    )
+    .unwrap();
+    let mut rng = StdRng::seed_from_u64(len as u64);
+    let inputs: Vec<Vec<u64>> = (0..N)
+        .map(|_| (0..len).map(|_| rng.gen_range(0..1u64 << BITS)).collect())
+        .collect();
+    let messages = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, x)| {
+            Client::new(&round, i as u64)
+                .encode(x)
+                .unwrap()
+                .mask(&mut OsRng)
+                .unwrap()
+                .to_bytes(&round)
+        })
+        .collect();
+    Fixture {
+        round,
+        keys,
+        inputs,
+        messages,
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    for len in lengths() {
+        let start = Instant::now();
+        let f = fixture(len);
+        eprintln!("[setup L={len}: {:.1?} for {N} client messages]", start.elapsed());
+        let round = &f.round;
+        let parsed: Vec<ClientMessage> = f
+            .messages
+            .iter()
+            .map(|b| ClientMessage::from_bytes(round, b).unwrap())
+            .collect();
+        let present = PresentSet::new(round, (0..N as u64).collect()).unwrap();
+        let member_msg = |i: u16| {
+            let mut m = CommitteeMember::new(round, i, &f.keys[i as usize - 1]).unwrap();
+            for msg in &parsed {
+                m.accept_share(msg.client(), msg.sealed_share(i).unwrap()).unwrap();
+            }
+            m.respond(&present).unwrap()
+        };
+        let answers: Vec<MemberMessage> = (1..=T + 1).map(member_msg).collect();
+
+        println!(
+            "bytes L={len}: client message {} (masked vector {}, {} sealed shares of {}), member message {}, plaintext vector {}",
+            ClientMessage::encoded_len(round),
+            (round.params().masked_length() * round.params().ring().output_bits() as usize)
+                .div_ceil(8),
+            M,
+            round.sealed_share_len(),
+            MemberMessage::encoded_len(round),
+            len * 8
+        );
+
+        let mut g = c.benchmark_group(format!("agg_L{len}"));
+        g.sample_size(10);
+        g.warm_up_time(Duration::from_millis(500));
+        g.measurement_time(Duration::from_secs(if len >= 100_000 { 20 } else { 5 }));
+
+        // Client: encode + mask + share + seal, and the message's canonical bytes.
+        g.bench_function("client", |b| {
+            b.iter(|| {
+                let msg = Client::new(round, 1)
+                    .encode(&f.inputs[1])
+                    .unwrap()
+                    .mask(&mut OsRng)
+                    .unwrap();
+                black_box(msg.to_bytes(round))
+            })
+        });
+
+        if len == lengths()[0] {
+            // Committee member (independent of L): opening N sealed payloads, and the share sum.
+            g.bench_function("member_open_and_sum_N1000", |b| {
+                b.iter(|| black_box(member_msg(1)))
+            });
+            g.bench_function("member_sum_N1000", |b| {
+                b.iter_batched(
+                    || {
+                        let mut m = CommitteeMember::new(round, 1, &f.keys[0]).unwrap();
+                        for msg in &parsed {
+                            m.accept_share(msg.client(), msg.sealed_share(1).unwrap())
+                                .unwrap();
+                        }
+                        m
+                    },
+                    |m| black_box(m.respond(&present).unwrap()),
+                    BatchSize::LargeInput,
+                )
+            });
+        }
+
+        // Server: decode N messages, sum, reconstruct from t+1 members, expand G once, decode.
+        g.bench_function("server_N1000", |b| {
+            b.iter(|| {
+                let mut s = ServerCollecting::new(round);
+                for bytes in &f.messages {
+                    s.accept(&ClientMessage::from_bytes(round, bytes).unwrap())
+                        .unwrap();
+                }
+                let mut s = s.close().unwrap();
+                for a in &answers {
+                    s.accept_member(a).unwrap();
+                }
+                black_box(s.finish().unwrap())
+            })
+        });
+        g.bench_function("server_finish_only", |b| {
+            b.iter_batched(
+                || {
+                    let mut s = ServerCollecting::new(round);
+                    for m in &parsed {
+                        s.accept(m).unwrap();
+                    }
+                    let mut s = s.close().unwrap();
+                    for a in &answers {
+                        s.accept_member(a).unwrap();
+                    }
+                    s
+                },
+                |s| black_box(s.finish().unwrap()),
+                BatchSize::LargeInput,
+            )
+        });
+
+        // The floor: summing the same plaintext vectors.
+        g.bench_function("plaintext_sum_N1000", |b| {
+            b.iter(|| {
+                let mut acc = vec![0u64; len];
+                for x in &f.inputs {
+                    for (a, v) in acc.iter_mut().zip(x) {
+                        *a += v;
+                    }
+                }
+                black_box(acc)
+            })
+        });
+        g.finish();
+
+        // Correctness of what was measured.
+        let mut s = ServerCollecting::new(round);
+        for m in &parsed {
+            s.accept(m).unwrap();
+        }
+        let mut s = s.close().unwrap();
+        for a in &answers {
+            s.accept_member(a).unwrap();
+        }
+        let sum = s.finish().unwrap().sum;
+        let mut expected = vec![0u64; len];
+        for x in &f.inputs {
+            for (a, v) in expected.iter_mut().zip(x) {
+                *a += v;
+            }
+        }
+        assert_eq!(sum, expected);
+    }
+    if std::env::var("VG_AGG_BENCH_VERIFIABLE").is_ok() {
+        verifiable(c);
+    }
+}
+
+/// Verifiable mode: client proving time and server verification time per client, by L.
+fn verifiable(c: &mut Criterion) {
+    let mut g = c.benchmark_group("agg_verifiable");
+    g.sample_size(10);
+    for len in [16usize, 256, 4096] {
+        let keys: Vec<SealKeyPair> = (0..3).map(|_| SealKeyPair::generate()).collect();
+        let params = RoundParams::new(len as u32, 16, 100, 3, 1)
+            .unwrap()
+            .verifiable()
+            .unwrap();
+        let round = Round::new(
+            [9; 32],
+            params,
+            [9; 32],
+            keys.iter().map(|k| k.public()).collect(),
+        )
+        .unwrap();
+        let x = vec![12345u64; len];
+        let start = Instant::now();
+        let msg = Client::new(&round, 0).encode(&x).unwrap().mask(&mut OsRng).unwrap();
+        eprintln!(
+            "[verifiable L={len}: first client {:.1?} incl. generators; message {} bytes]",
+            start.elapsed(),
+            ClientMessage::encoded_len(&round)
+        );
+        g.bench_function(format!("client_L{len}"), |b| {
+            b.iter(|| black_box(Client::new(&round, 0).encode(&x).unwrap().mask(&mut OsRng).unwrap()))
+        });
+        g.bench_function(format!("server_accept_per_client_L{len}"), |b| {
+            b.iter(|| {
+                let mut s = ServerCollecting::new(&round);
+                s.accept(&msg).unwrap();
+                black_box(s)
+            })
+        });
+    }
+    g.finish();
+}
 
 criterion_group!(benches, bench);
 criterion_main!(benches);

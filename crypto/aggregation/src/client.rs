@@ -2,7 +2,8 @@
 
 use core::fmt;
 
-use rand_core::{CryptoRng, RngCore};
+use rand_chacha::ChaCha20Rng;
+use rand_core::{CryptoRng, RngCore, SeedableRng};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::error::Error;
@@ -67,6 +68,12 @@ impl EncodedInput<'_> {
     /// Masks the input with `G(s)` for a fresh seed `s`, Shamir-shares `s` to the committee and
     /// seals each member's shares to its key: the client's one message.
     pub fn mask<R: RngCore + CryptoRng>(self, rng: &mut R) -> Result<ClientMessage, Error> {
+        // All of the client's randomness comes from a ChaCha20 generator seeded once from the
+        // caller's generator (an `OsRng` would cost a system call per word).
+        let mut seed_bytes = Zeroizing::new([0u8; 32]);
+        rng.fill_bytes(seed_bytes.as_mut());
+        let mut local = ChaCha20Rng::from_seed(*seed_bytes);
+        let rng = &mut local;
         let round = self.round;
         let p = round.params();
         let set = p.ring();

@@ -19,14 +19,19 @@ pub fn share<R: RngCore + CryptoRng>(
 ) -> Vec<Vec<u64>> {
     let mut shares = vec![vec![0u64; secret.len()]; members];
     let mut coeffs = vec![0u64; threshold];
+    let points: Vec<(u64, u64)> = (1..=members as u64)
+        .map(|x| {
+            let x = field.reduce(x);
+            (x, field.shoup(x))
+        })
+        .collect();
     for (k, &s) in secret.iter().enumerate() {
         fill_uniform(rng, field, &mut coeffs);
-        for (i, share) in shares.iter_mut().enumerate() {
-            let x = (i + 1) as u64;
+        for (share, &(x, xs)) in shares.iter_mut().zip(&points) {
             // Horner: f(x) = s + c_1 x + … + c_t x^t.
             let mut acc = 0u64;
             for &c in coeffs.iter().rev() {
-                acc = field.mul(field.add(acc, c), x);
+                acc = field.mul_shoup(field.add(acc, c), x, xs);
             }
             share[k] = field.add(acc, s);
         }

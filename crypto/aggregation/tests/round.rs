@@ -1,0 +1,156 @@
+//! Whole rounds: exact sums, dropouts, restarts.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+use common::*;
+use veilgrid_aggregation::*;
+
+#[test]
+fn sum_is_exact_for_a_thousand_clients() {
+    let s = setup(RoundParams::new(8, 16, 1000, 5, 2).unwrap(), 1);
+    let inputs = random_inputs(&mut rng(1), 1000, 8, 16);
+    let msgs = client_messages(&s, &inputs, 0);
+    let result = run(&s, &msgs, &[1, 2, 3, 4, 5]).unwrap();
+    assert_eq!(result.sum, plain_sum(&inputs));
+    assert_eq!(result.counted, (0..1000).collect::<Vec<_>>());
+}
+
+#[test]
+fn sum_is_exact_at_full_capacity() {
+    // 1000 clients of 30-bit entries all at the maximum: the tightest case of R2048P50.
+    let p = RoundParams::new(4, 30, 1000, 3, 1).unwrap();
+    assert_eq!(p.ring(), RingSet::R2048P50);
+    let s = setup(p, 2);
+    let inputs = vec![vec![(1u64 << 30) - 1; 4]; 1000];
+    let msgs = client_messages(&s, &inputs, 0);
+    assert_eq!(run(&s, &msgs, &[1, 2]).unwrap().sum, plain_sum(&inputs));
+}
+
+#[test]
+fn sum_is_exact_for_long_vectors() {
+    let s = setup(RoundParams::new(100_000, 20, 10, 5, 2).unwrap(), 3);
+    let inputs = random_inputs(&mut rng(3), 3, 100_000, 20);
+    let msgs = client_messages(&s, &inputs, 7);
+    assert_eq!(run(&s, &msgs, &[2, 4, 5]).unwrap().sum, plain_sum(&inputs));
+}
+
+#[test]
+fn sum_is_exact_with_the_wide_ring() {
+    let p = RoundParams::new(5000, 40, 100, 4, 2).unwrap();
+    assert_eq!(p.ring(), RingSet::R4096P61);
+    let s = setup(p, 4);
+    let inputs = random_inputs(&mut rng(4), 5, 5000, 40);
+    let msgs = client_messages(&s, &inputs, 0);
+    assert_eq!(run(&s, &msgs, &[1, 3, 4]).unwrap().sum, plain_sum(&inputs));
+}
+
+#[test]
+fn dropped_and_late_clients_are_not_counted() {
+    let s = setup(RoundParams::new(32, 12, 20, 5, 2).unwrap(), 5);
+    let inputs = random_inputs(&mut rng(5), 20, 32, 12);
+    let msgs = client_messages(&s, &inputs, 0);
+    // Clients 15..20 never reach the server before the deadline; 18 and 19 arrive late.
+    let mut server = ServerCollecting::new(&s.round);
+    for m in &msgs[..15] {
+        server.accept(m).unwrap();
+    }
+    let mut server = server.close().unwrap();
+    // After `close` there is no way to add the late messages (the type has no `accept`).
+    let _late = (&msgs[18], &msgs[19]);
+    for i in [1u16, 2, 3, 4, 5] {
+        // Members did receive shares of every client, including the late ones.
+        let answer = member_answer(&s, i, &msgs, server.present()).unwrap();
+        server.accept_member(&answer).unwrap();
+    }
+    let result = server.finish().unwrap();
+    assert_eq!(result.sum, plain_sum(&inputs[..15]));
+    assert_eq!(result.counted, (0..15).collect::<Vec<_>>());
+}
+
+#[test]
+fn silent_members_up_to_m_minus_t_plus_one() {
+    let s = setup(RoundParams::new(16, 10, 10, 5, 2).unwrap(), 6);
+    let inputs = random_inputs(&mut rng(6), 6, 16, 10);
+    let msgs = client_messages(&s, &inputs, 0);
+    for members in [[1u16, 2, 3], [3, 4, 5], [1, 3, 5], [2, 4, 5]] {
+        assert_eq!(run(&s, &msgs, &members).unwrap().sum, plain_sum(&inputs));
+    }
+}
+
+#[test]
+fn fewer_than_t_plus_one_members_release_nothing() {
+    let s = setup(RoundParams::new(16, 10, 10, 5, 2).unwrap(), 7);
+    let inputs = random_inputs(&mut rng(7), 4, 16, 10);
+    let msgs = client_messages(&s, &inputs, 0);
+    for members in [&[][..], &[1], &[2, 5]] {
+        let err = run(&s, &msgs, members).unwrap_err();
+        assert_eq!(
+            err,
+            Error::NotEnoughMembers {
+                have: members.len(),
+                need: 3
+            }
+        );
+    }
+}
+
+#[test]
+fn a_member_sending_a_wrong_share_sum_aborts_the_round() {
+    let s = setup(RoundParams::new(16, 10, 10, 5, 2).unwrap(), 8);
+    let inputs = random_inputs(&mut rng(8), 4, 16, 10);
+    let msgs = client_messages(&s, &inputs, 0);
+    let mut server = ServerCollecting::new(&s.round);
+    for m in &msgs {
+        server.accept(m).unwrap();
+    }
+    let mut server = server.close().unwrap();
+    for i in 1..=4u16 {
+        let answer = member_answer(&s, i, &msgs, server.present()).unwrap();
+        let answer = if i == 4 {
+            // Flip one low bit of the first residue (still canonical).
+            let mut b = answer.to_bytes(&s.round);
+            let off = 4 + 1 + 32 + 2 + 32 + 4;
+            b[off] ^= 1;
+            MemberMessage::from_bytes(&s.round, &b).unwrap()
+        } else {
+            answer
+        };
+        server.accept_member(&answer).unwrap();
+    }
+    assert_eq!(server.finish().unwrap_err(), Error::InconsistentMembers(4));
+}
+
+#[test]
+fn server_state_survives_a_restart() {
+    let s = setup(RoundParams::new(64, 16, 10, 3, 1).unwrap(), 9);
+    let inputs = random_inputs(&mut rng(9), 6, 64, 16);
+    let msgs = client_messages(&s, &inputs, 0);
+    let mut server = ServerCollecting::new(&s.round);
+    for m in &msgs[..3] {
+        server.accept(m).unwrap();
+    }
+    let snapshot = server.snapshot();
+    let round_bytes = s.round.to_bytes();
+    drop(server);
+    // "Restart": rebuild the round from its bytes and the server from its snapshot.
+    let round = Round::from_bytes(&round_bytes).unwrap();
+    assert_eq!(round.digest(), s.round.digest());
+    let mut server = ServerCollecting::restore(&round, &snapshot).unwrap();
+    assert_eq!(server.accept(&msgs[1]).unwrap_err(), Error::DuplicateClient(1));
+    for m in &msgs[3..] {
+        server.accept(m).unwrap();
+    }
+    let mut server = server.close().unwrap();
+    for i in [1u16, 3] {
+        server
+            .accept_member(&member_answer(&s, i, &msgs, server.present()).unwrap())
+            .unwrap();
+    }
+    assert_eq!(server.finish().unwrap().sum, plain_sum(&inputs));
+    // A snapshot of another round is refused.
+    let other = setup(RoundParams::new(64, 16, 10, 3, 1).unwrap(), 10);
+    assert_eq!(
+        ServerCollecting::restore(&other.round, &snapshot).unwrap_err(),
+        Error::WrongRound
+    );
+}

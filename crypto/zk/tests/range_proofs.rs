@@ -111,7 +111,8 @@ fn every_public_value_is_bound_into_the_transcript() {
         RangeContext::new(domains::AGG_VERIFIABLE_INPUT) // fields reordered
             .bind(b"client", b"client-7")
             .bind_u64(b"round", 9),
-        ctx(9).bind(b"extra", b""), // an extra field
+        ctx(9).bind(b"extra", b""),         // an extra field
+        ctx(9).bind(b"blob", &[0u8; 2000]), // a long field
         RangeContext::new(domains::AGG_VERIFIABLE_INPUT) // a field dropped
             .bind_u64(b"round", 9),
         RangeContext::new(domains::AGG_VERIFIABLE_INPUT) // same bytes, other label
@@ -134,6 +135,26 @@ fn every_public_value_is_bound_into_the_transcript() {
         proof.verify(&ctx(9), BitSize::Bits32, &c[..2]),
         Err(Error::CountMismatch { .. })
     ));
+    // A long field is bound by its hash, under its own label: the hash as a short value differs.
+    let long = vec![7u8; 2000];
+    let (lp, lc) =
+        RangeProof::prove(&ctx(9).bind(b"blob", &long), BitSize::Bits32, &vals, &r).unwrap();
+    lp.verify(&ctx(9).bind(b"blob", &long), BitSize::Bits32, &lc)
+        .unwrap();
+    let mut other_long = long.clone();
+    other_long[1999] = 8;
+    assert!(
+        lp.verify(&ctx(9).bind(b"blob", &other_long), BitSize::Bits32, &lc)
+            .is_err()
+    );
+    {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(&long);
+        assert!(
+            lp.verify(&ctx(9).bind(b"blob", &digest), BitSize::Bits32, &lc)
+                .is_err()
+        );
+    }
     // The verifier's bit-size policy is enforced.
     assert!(proof.verify(&ctx(9), BitSize::Bits64, &c).is_err());
 }

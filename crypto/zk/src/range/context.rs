@@ -36,7 +36,15 @@ pub const MAX_CONTEXT_FIELD_LEN: usize = 1024;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RangeContext {
     domain: &'static [u8],
-    fields: Vec<(&'static [u8], Vec<u8>)>,
+    fields: Vec<Field>,
+}
+
+/// One bound field: its label and its value, or the SHA-256 of a long value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Field {
+    label: &'static [u8],
+    value: Vec<u8>,
+    hashed: bool,
 }
 
 /// What kind of statement a transcript is for (bound as its own message).
@@ -63,18 +71,22 @@ impl RangeContext {
     }
 
     /// Bind a labelled public value (a round id, a party id, a public sum, …).
-    /// Values longer than [`MAX_CONTEXT_FIELD_LEN`] are bound by their SHA-256 hash.
+    /// Values longer than [`MAX_CONTEXT_FIELD_LEN`] are bound by their SHA-256 hash,
+    /// under a different transcript label than short values.
     #[must_use]
     pub fn bind(mut self, label: &'static [u8], value: &[u8]) -> Self {
-        let value = if value.len() > MAX_CONTEXT_FIELD_LEN {
-            use sha2::{Digest, Sha256};
-            let mut v = b"sha256:".to_vec();
-            v.extend_from_slice(&Sha256::digest(value));
-            v
+        use sha2::{Digest, Sha256};
+        let hashed = value.len() > MAX_CONTEXT_FIELD_LEN;
+        let value = if hashed {
+            Sha256::digest(value).to_vec()
         } else {
             value.to_vec()
         };
-        self.fields.push((label, value));
+        self.fields.push(Field {
+            label,
+            value,
+            hashed,
+        });
         self
     }
 
@@ -99,9 +111,14 @@ impl RangeContext {
         let mut t = Transcript::new(TRANSCRIPT_LABEL);
         t.append_message(b"domain", self.domain);
         t.append_u64(b"field-count", self.fields.len() as u64);
-        for (label, value) in &self.fields {
-            t.append_message(b"field-label", label);
-            t.append_message(b"field-value", value);
+        for field in &self.fields {
+            t.append_message(b"field-label", field.label);
+            let value_label: &'static [u8] = if field.hashed {
+                b"field-value-sha256"
+            } else {
+                b"field-value"
+            };
+            t.append_message(value_label, &field.value);
         }
         match kind {
             StatementKind::Range => t.append_message(b"kind", b"range"),

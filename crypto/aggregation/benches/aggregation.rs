@@ -143,8 +143,7 @@ fn bench(c: &mut Criterion) {
             b.iter(|| {
                 let mut s = ServerCollecting::new(round);
                 for bytes in &f.messages {
-                    s.accept(&ClientMessage::from_bytes(round, bytes).unwrap())
-                        .unwrap();
+                    s.accept_bytes(bytes).unwrap();
                 }
                 let mut s = s.close().unwrap();
                 for a in &answers {

@@ -92,6 +92,12 @@ fn main() {
         server.accept(m).unwrap();
     }
     t.report("server: accept (add) one message", n as u32);
+    let t = Clock::start();
+    let mut server2 = ServerCollecting::new(&round);
+    for b in &bytes {
+        server2.accept_bytes(b).unwrap();
+    }
+    t.report("server: accept_bytes (decode+add) one", n as u32);
     let mut server = server.close().unwrap();
     server.accept_member(&ans).unwrap();
     for i in [2u16, 3] {

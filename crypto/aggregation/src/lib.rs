@@ -36,6 +36,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod accumulator;
 pub mod client;
 pub mod error;
 pub mod member;

@@ -111,6 +111,39 @@ impl ClientMessage {
 
     /// Decodes a message of `round`: exact sizes, reduced residues, no trailing bytes.
     pub fn from_bytes(round: &Round, bytes: &[u8]) -> Result<Self, Error> {
+        let view = ClientMessageView::parse(round, bytes)?;
+        let set = round.params().ring();
+        let masked = crate::wire::unpack(
+            view.masked_bytes,
+            round.params().masked_length(),
+            set.output_bits(),
+            set.output_modulus().value(),
+        )
+        .ok_or(Error::Malformed {
+            what: "client message",
+            reason: "non-canonical masked value",
+        })?;
+        Ok(Self {
+            round_digest: *round.digest(),
+            client: view.client,
+            masked,
+            sealed_shares: view.sealed_shares.iter().map(|s| s.to_vec()).collect(),
+            attachment: view.attachment,
+        })
+    }
+}
+
+/// A client message parsed except for its masked vector, which stays packed (the server adds it
+/// straight into its running sum).
+pub(crate) struct ClientMessageView<'a> {
+    pub(crate) client: ClientId,
+    pub(crate) masked_bytes: &'a [u8],
+    pub(crate) sealed_shares: Vec<&'a [u8]>,
+    pub(crate) attachment: Option<Attachment>,
+}
+
+impl<'a> ClientMessageView<'a> {
+    pub(crate) fn parse(round: &Round, bytes: &'a [u8]) -> Result<Self, Error> {
         const WHAT: &str = "client message";
         let p = round.params();
         let set = p.ring();
@@ -118,7 +151,7 @@ impl ClientMessage {
         r.expect(CLIENT_TAG, "bad tag")?;
         r.expect(&[VERSION], "unknown version")?;
         check_round(&mut r, round)?;
-        if bytes.len() != Self::encoded_len(round) {
+        if bytes.len() != ClientMessage::encoded_len(round) {
             return Err(Error::Malformed {
                 what: WHAT,
                 reason: "wrong size for this round",
@@ -132,7 +165,7 @@ impl ClientMessage {
                 got: len,
             });
         }
-        let masked = r.packed(len, set.output_bits(), set.output_modulus().value())?;
+        let masked_bytes = r.take(packed_len(len, set.output_bits()))?;
         let members = r.u16()?;
         if members != p.committee() {
             return Err(Error::Malformed {
@@ -149,7 +182,7 @@ impl ClientMessage {
                     reason: "sealed share of the wrong size",
                 });
             }
-            sealed_shares.push(s.to_vec());
+            sealed_shares.push(s);
         }
         let attachment = match (r.u8()?, p.is_verifiable()) {
             (0, false) => None,
@@ -158,9 +191,8 @@ impl ClientMessage {
         };
         r.finish()?;
         Ok(Self {
-            round_digest: *round.digest(),
             client,
-            masked,
+            masked_bytes,
             sealed_shares,
             attachment,
         })

@@ -58,6 +58,13 @@ impl Modulus {
         if r >= self.p { r - self.p } else { r }
     }
 
+    /// `a * w mod P` in `[0, 2P)` (Harvey's lazy form), any `a < 2^64`.
+    #[inline(always)]
+    pub fn mul_shoup_lazy(self, a: u64, w: u64, w_shoup: u64) -> u64 {
+        let q = ((a as u128 * w_shoup as u128) >> 64) as u64;
+        a.wrapping_mul(w).wrapping_sub(q.wrapping_mul(self.p))
+    }
+
     /// `a^e mod P`.
     pub fn pow(self, mut a: u64, mut e: u64) -> u64 {
         let mut r = 1u64;

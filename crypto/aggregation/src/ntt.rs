@@ -91,53 +91,80 @@ impl NttPlan {
         self.m
     }
 
-    /// In-place forward transform of a reduced polynomial of `n` coefficients.
+    /// In-place forward transform of a reduced polynomial of `n` coefficients. Harvey's lazy
+    /// butterflies keep values in `[0, 4P)` (needs `P < 2^62`); the output is fully reduced.
     pub fn forward(&self, a: &mut [u64]) {
         debug_assert_eq!(a.len(), self.n);
         let m = self.m;
+        let two_p = 2 * m.value();
         let mut t = self.n;
         let mut groups = 1;
         while groups < self.n {
             t /= 2;
-            for i in 0..groups {
+            for (i, block) in a.chunks_exact_mut(2 * t).enumerate() {
                 let w = self.psi_rev[groups + i];
                 let ws = self.psi_rev_shoup[groups + i];
-                let (lo, hi) = a[2 * i * t..2 * i * t + 2 * t].split_at_mut(t);
+                let (lo, hi) = block.split_at_mut(t);
                 for (x, y) in lo.iter_mut().zip(hi.iter_mut()) {
-                    let u = *x;
-                    let v = m.mul_shoup(*y, w, ws);
-                    *x = m.add(u, v);
-                    *y = m.sub(u, v);
+                    let mut u = *x;
+                    if u >= two_p {
+                        u -= two_p;
+                    }
+                    let v = m.mul_shoup_lazy(*y, w, ws);
+                    *x = u + v;
+                    *y = u + two_p - v;
                 }
             }
             groups *= 2;
         }
+        let p = m.value();
+        for x in a.iter_mut() {
+            let mut v = *x;
+            if v >= two_p {
+                v -= two_p;
+            }
+            if v >= p {
+                v -= p;
+            }
+            *x = v;
+        }
     }
 
-    /// In-place inverse transform (includes the factor `n^-1`).
+    /// In-place inverse transform (includes the factor `n^-1`); input reduced, output reduced.
     pub fn inverse(&self, a: &mut [u64]) {
         debug_assert_eq!(a.len(), self.n);
         let m = self.m;
+        let two_p = 2 * m.value();
         let mut t = 1;
         let mut groups = self.n;
         while groups > 1 {
             let h = groups / 2;
-            for i in 0..h {
+            for (i, block) in a.chunks_exact_mut(2 * t).enumerate() {
                 let w = self.psi_inv_rev[h + i];
                 let ws = self.psi_inv_rev_shoup[h + i];
-                let (lo, hi) = a[2 * i * t..2 * i * t + 2 * t].split_at_mut(t);
+                let (lo, hi) = block.split_at_mut(t);
                 for (x, y) in lo.iter_mut().zip(hi.iter_mut()) {
+                    // Values stay in [0, 2P).
                     let u = *x;
                     let v = *y;
-                    *x = m.add(u, v);
-                    *y = m.mul_shoup(m.sub(u, v), w, ws);
+                    let mut s = u + v;
+                    if s >= two_p {
+                        s -= two_p;
+                    }
+                    *x = s;
+                    *y = m.mul_shoup_lazy(u + two_p - v, w, ws);
                 }
             }
             t *= 2;
             groups = h;
         }
+        let p = m.value();
         for x in a.iter_mut() {
-            *x = m.mul_shoup(*x, self.n_inv, self.n_inv_shoup);
+            let mut v = m.mul_shoup_lazy(*x, self.n_inv, self.n_inv_shoup);
+            if v >= p {
+                v -= p;
+            }
+            *x = v;
         }
     }
 

@@ -7,7 +7,8 @@ use curve25519_dalek::scalar::Scalar;
 use curve25519_dalek::traits::Identity;
 
 use crate::error::Error;
-use crate::messages::{ClientId, ClientMessage, MemberMessage, PresentSet};
+use crate::accumulator::Accumulator;
+use crate::messages::{ClientId, ClientMessage, ClientMessageView, MemberMessage, PresentSet};
 use crate::prg::{Seed, SeedHomomorphicPrg};
 use crate::round::Round;
 use crate::wire::{Reader, Writer};
@@ -27,7 +28,7 @@ pub struct AggregateResult {
 /// The server while client messages arrive (before the deadline).
 pub struct ServerCollecting<'r> {
     round: &'r Round,
-    acc: Vec<u64>,
+    acc: Accumulator,
     clients: BTreeSet<ClientId>,
     commitments: Option<Vec<RistrettoPoint>>,
 }
@@ -48,7 +49,7 @@ impl<'r> ServerCollecting<'r> {
         let p = round.params();
         Self {
             round,
-            acc: vec![0; p.masked_length()],
+            acc: Accumulator::new(p.ring().output_modulus(), p.masked_length()),
             clients: BTreeSet::new(),
             commitments: p
                 .is_verifiable()
@@ -88,35 +89,70 @@ impl<'r> ServerCollecting<'r> {
         Ok(())
     }
 
-    /// Accepts a client's message: checks round, length, duplicates, capacity and (verifiable
-    /// rounds) the range proof, then adds the masked vector. A refused message changes nothing.
-    pub fn accept(&mut self, msg: &ClientMessage) -> Result<(), Error> {
-        self.check(msg)?;
-        if self.clients.contains(&msg.client) {
-            return Err(Error::DuplicateClient(msg.client));
+    fn admit(&self, client: ClientId) -> Result<(), Error> {
+        if self.clients.contains(&client) {
+            return Err(Error::DuplicateClient(client));
         }
         let max = self.round.params().max_clients();
         if self.clients.len() >= max as usize {
             return Err(Error::TooManyClients(max));
         }
-        if let Some(acc) = &mut self.commitments {
-            let att = msg
-                .attachment
-                .as_ref()
-                .ok_or(Error::Mode("verifiable round needs commitments and a proof"))?;
-            let points = verifiable::verify(self.round, msg.client, att)?;
+        Ok(())
+    }
+
+    /// Verifies the attachment (verifiable rounds) and returns the entry commitments.
+    fn verify_attachment(
+        &self,
+        client: ClientId,
+        att: Option<&verifiable::Attachment>,
+    ) -> Result<Option<Vec<RistrettoPoint>>, Error> {
+        match (&self.commitments, att) {
+            (Some(_), Some(att)) => Ok(Some(verifiable::verify(self.round, client, att)?)),
+            (Some(_), None) => Err(Error::Mode(
+                "verifiable round needs commitments and a proof",
+            )),
+            (None, Some(_)) => Err(Error::Mode("plain round got a verifiable attachment")),
+            (None, None) => Ok(None),
+        }
+    }
+
+    fn add_commitments(&mut self, points: Option<Vec<RistrettoPoint>>) {
+        if let (Some(acc), Some(points)) = (&mut self.commitments, points) {
             for (a, c) in acc.iter_mut().zip(points) {
                 *a += c;
             }
-        } else if msg.attachment.is_some() {
-            return Err(Error::Mode("plain round got a verifiable attachment"));
         }
-        let mp = self.round.params().ring().output_modulus();
-        for (a, &v) in self.acc.iter_mut().zip(&msg.masked) {
-            *a = mp.add(*a, v);
-        }
+    }
+
+    /// Accepts a client's message: checks round, length, duplicates, capacity and (verifiable
+    /// rounds) the range proof, then adds the masked vector. A refused message changes nothing.
+    pub fn accept(&mut self, msg: &ClientMessage) -> Result<(), Error> {
+        self.check(msg)?;
+        self.admit(msg.client)?;
+        let points = self.verify_attachment(msg.client, msg.attachment.as_ref())?;
+        self.add_commitments(points);
+        self.acc.add(&msg.masked);
         self.clients.insert(msg.client);
         Ok(())
+    }
+
+    /// Accepts a client's message from its canonical bytes, adding the packed masked vector
+    /// straight into the running sum (no intermediate vector): the fast path of [`Self::accept`]
+    /// with the same checks. Returns the client's id.
+    pub fn accept_bytes(&mut self, bytes: &[u8]) -> Result<ClientId, Error> {
+        let view = ClientMessageView::parse(self.round, bytes)?;
+        self.admit(view.client)?;
+        let points = self.verify_attachment(view.client, view.attachment.as_ref())?;
+        let bits = self.round.params().ring().output_bits();
+        if !self.acc.add_packed(view.masked_bytes, bits) {
+            return Err(Error::Malformed {
+                what: "client message",
+                reason: "non-canonical masked value",
+            });
+        }
+        self.add_commitments(points);
+        self.clients.insert(view.client);
+        Ok(view.client)
     }
 
     /// Removes an accepted client again (e.g. a member reported its share payload as bad).
@@ -138,10 +174,7 @@ impl<'r> ServerCollecting<'r> {
                 *a -= p;
             }
         }
-        let mp = self.round.params().ring().output_modulus();
-        for (a, &v) in self.acc.iter_mut().zip(&msg.masked) {
-            *a = mp.sub(*a, v);
-        }
+        self.acc.sub(&msg.masked);
         self.clients.remove(&msg.client);
         Ok(())
     }
@@ -163,7 +196,7 @@ impl<'r> ServerCollecting<'r> {
         let present = PresentSet::new(self.round, self.clients.into_iter().collect())?;
         Ok(ServerAwaitingMembers {
             round: self.round,
-            acc: self.acc,
+            acc: self.acc.reduced(),
             set_digest: present.digest(),
             present,
             members: BTreeMap::new(),
@@ -183,7 +216,7 @@ impl<'r> ServerCollecting<'r> {
         for &c in &self.clients {
             w.u64(c);
         }
-        w.packed(&self.acc, set.output_bits());
+        w.packed(&self.acc.reduced(), set.output_bits());
         if let Some(acc) = &self.commitments {
             for p in acc {
                 w.bytes(p.compress().as_bytes());
@@ -246,7 +279,7 @@ impl<'r> ServerCollecting<'r> {
         r.finish()?;
         Ok(Self {
             round,
-            acc,
+            acc: Accumulator::from_reduced(set.output_modulus(), acc),
             clients,
             commitments,
         })

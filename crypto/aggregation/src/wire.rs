@@ -150,42 +150,52 @@ pub fn pack_into(out: &mut Vec<u8>, values: &[u64], bits: u32) {
     }
 }
 
-/// Unpacks `count` values of `bits` bits; `None` if a value is `≥ modulus`, if the padding bits
-/// are not zero, or if `buf` has the wrong length.
-pub fn unpack(buf: &[u8], count: usize, bits: u32, modulus: u64) -> Option<Vec<u64>> {
+/// Calls `f(i, value_i)` for the `count` values of `bits` bits packed in `buf`; `false` if `buf`
+/// has the wrong length or nonzero padding bits (values are not range-checked here).
+#[inline]
+pub fn for_each_packed(buf: &[u8], count: usize, bits: u32, mut f: impl FnMut(usize, u64)) -> bool {
     if buf.len() != packed_len(count, bits) || bits == 0 || bits > 64 {
-        return None;
+        return false;
     }
     let mask = if bits == 64 { u64::MAX } else { (1u64 << bits) - 1 };
-    let mut out = Vec::with_capacity(count);
-    let mut bad = false;
     let bits_us = bits as usize;
-    for i in 0..count {
+    // Values whose 8-byte window lies inside the buffer are read with one u64 load when
+    // `bits + 7 ≤ 64`; the rest (and wider values) through a zero-padded u128 window.
+    let fast = if bits <= 57 && buf.len() >= 8 {
+        count.min((buf.len() - 8) * 8 / bits_us + 1)
+    } else {
+        0
+    };
+    for i in 0..fast {
+        let bitpos = i * bits_us;
+        let byte = bitpos / 8;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(&buf[byte..byte + 8]);
+        f(i, (u64::from_le_bytes(a) >> (bitpos % 8)) & mask);
+    }
+    for i in fast..count {
         let bitpos = i * bits_us;
         let byte = bitpos / 8;
         let shift = (bitpos % 8) as u32;
-        let word = if byte + 16 <= buf.len() {
-            let mut a = [0u8; 16];
-            a.copy_from_slice(&buf[byte..byte + 16]);
-            u128::from_le_bytes(a)
-        } else {
-            let mut a = [0u8; 16];
-            let end = buf.len();
-            a[..end - byte].copy_from_slice(&buf[byte..end]);
-            u128::from_le_bytes(a)
-        };
-        let v = ((word >> shift) as u64) & mask;
-        bad |= v >= modulus;
-        out.push(v);
+        let mut a = [0u8; 16];
+        let end = buf.len().min(byte + 16);
+        a[..end - byte].copy_from_slice(&buf[byte..end]);
+        f(i, ((u128::from_le_bytes(a) >> shift) as u64) & mask);
     }
     let used = count * bits_us;
-    if !used.is_multiple_of(8) {
-        let last = buf[buf.len() - 1];
-        if last >> (used % 8) != 0 {
-            return None;
-        }
-    }
-    if bad { None } else { Some(out) }
+    used.is_multiple_of(8) || buf[buf.len() - 1] >> (used % 8) == 0
+}
+
+/// Unpacks `count` values of `bits` bits; `None` if a value is `≥ modulus`, if the padding bits
+/// are not zero, or if `buf` has the wrong length.
+pub fn unpack(buf: &[u8], count: usize, bits: u32, modulus: u64) -> Option<Vec<u64>> {
+    let mut out = Vec::with_capacity(if buf.len() == packed_len(count, bits) { count } else { 0 });
+    let mut bad = false;
+    let ok = for_each_packed(buf, count, bits, |_, v| {
+        bad |= v >= modulus;
+        out.push(v);
+    });
+    if ok && !bad { Some(out) } else { None }
 }
 
 #[cfg(test)]

@@ -233,6 +233,16 @@ fn encodings_round_trip_and_refuse_tampering() {
         ClientMessage::from_bytes(&s.round, &big),
         Err(Error::Malformed { .. })
     ));
+    // The server's byte fast path refuses it too and keeps its sum intact.
+    let mut server = ServerCollecting::new(&s.round);
+    server.accept_bytes(&msgs[1].to_bytes(&s.round)).unwrap();
+    let before = server.snapshot();
+    assert!(matches!(server.accept_bytes(&big), Err(Error::Malformed { .. })));
+    assert_eq!(server.snapshot(), before);
+    assert_eq!(
+        server.accept_bytes(&msgs[1].to_bytes(&s.round)).unwrap_err(),
+        Error::DuplicateClient(1)
+    );
     // Unknown member index.
     let mut am = ab.clone();
     am[4 + 1 + 32] = 9;

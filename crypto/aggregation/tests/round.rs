@@ -10,18 +10,32 @@ fn sum_is_exact_for_a_thousand_clients() {
     let s = setup(RoundParams::new(8, 16, 1000, 5, 2).unwrap(), 1);
     let inputs = random_inputs(&mut rng(1), 1000, 8, 16);
     let msgs = client_messages(&s, &inputs, 0);
-    let result = run(&s, &msgs, &[1, 2, 3, 4, 5]).unwrap();
+    // The server takes the messages as bytes (the fast path), members answer over the set.
+    let mut server = ServerCollecting::new(&s.round);
+    for m in &msgs {
+        assert_eq!(server.accept_bytes(&m.to_bytes(&s.round)).unwrap(), m.client());
+    }
+    let mut server = server.close().unwrap();
+    for i in 1..=5u16 {
+        server
+            .accept_member(&member_answer(&s, i, &msgs, server.present()).unwrap())
+            .unwrap();
+    }
+    let result = server.finish().unwrap();
     assert_eq!(result.sum, plain_sum(&inputs));
     assert_eq!(result.counted, (0..1000).collect::<Vec<_>>());
 }
 
 #[test]
 fn sum_is_exact_at_full_capacity() {
-    // 1000 clients of 30-bit entries all at the maximum: the tightest case of R2048P50.
-    let p = RoundParams::new(4, 30, 1000, 3, 1).unwrap();
+    // N = 7 clients of the widest entries R2048P50 holds, all at the maximum: the tightest case
+    // (Δ·(N·(2^B−1)+1) just below p), including the largest rounding error.
+    let bits = params::max_bits(RingSet::R2048P50, 7);
+    assert_eq!(bits, 44);
+    let p = RoundParams::new(4, bits, 7, 3, 1).unwrap();
     assert_eq!(p.ring(), RingSet::R2048P50);
     let s = setup(p, 2);
-    let inputs = vec![vec![(1u64 << 30) - 1; 4]; 1000];
+    let inputs = vec![vec![(1u64 << bits) - 1; 4]; 7];
     let msgs = client_messages(&s, &inputs, 0);
     assert_eq!(run(&s, &msgs, &[1, 2]).unwrap().sum, plain_sum(&inputs));
 }

@@ -79,13 +79,18 @@ pub struct RoundConfig {
 }
 
 /// Phase 0: receiving order shares (local only).
-#[derive(Debug)]
 pub struct Collecting {
     cfg: RoundConfig,
     keys: NodeKeys,
     ids: Vec<OrderId>,
     comps: Vec<[u64; 2]>,
     seen: HashSet<OrderId>,
+}
+
+impl std::fmt::Debug for Collecting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Collecting({} orders, <secret shares>)", self.ids.len())
+    }
 }
 
 impl Drop for Collecting {

@@ -99,12 +99,6 @@ impl AVec {
         AVec { a: self.a[range.clone()].to_vec(), b: self.b[range].to_vec() }
     }
 
-    /// Append one element.
-    pub(crate) fn push(&mut self, a: u64, b: u64) {
-        self.a.push(a);
-        self.b.push(b);
-    }
-
     /// Append all elements of `other`.
     pub(crate) fn extend(&mut self, other: &AVec) {
         self.a.extend_from_slice(&other.a);

@@ -144,6 +144,10 @@ fn comparison_cost_matches_the_circuit() {
         assert_eq!(t.bytes_sent, [expect; 3], "w={w}");
     }
     assert_eq!(and_gates_per_comparison(64), 241);
+    assert_eq!(and_gates_per_comparison(44), 161);
+    assert_eq!(and_gates_per_comparison(48), 177);
+    assert_eq!(crate::comparison_width(1000), 44);
+    assert_eq!(crate::comparison_width(10_000), 48);
     assert_eq!(steps_per_comparison(64), 8);
 }
 

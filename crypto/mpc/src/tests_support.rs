@@ -39,7 +39,7 @@ where
 
 /// Fresh arithmetic sharings of `values`: element `i` is party `i`'s view.
 pub(crate) fn share_arith(values: &[u64]) -> [AVec; 3] {
-    let mut rng = rand::rngs::OsRng;
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::from_entropy();
     let n = values.len();
     let mut c = [vec![0u64; n], vec![0u64; n], vec![0u64; n]];
     for (k, v) in values.iter().enumerate() {
@@ -59,20 +59,41 @@ pub struct ComparisonRun {
     pub traffic: Traffic,
 }
 
+/// Shared inputs for [`PreparedComparisons::run`] (the sharing is not part of the
+/// protocol and is kept out of the measurements).
+pub struct PreparedComparisons {
+    shares: [AVec; 3],
+    w: u32,
+    mode: SecurityMode,
+}
+
+/// Secret-share `values` for comparisons of width `w`.
+pub fn prepare_comparisons(values: &[u64], w: u32, mode: SecurityMode) -> PreparedComparisons {
+    PreparedComparisons { shares: share_arith(values), w, mode }
+}
+
+impl PreparedComparisons {
+    /// Compare each value with zero at three in-process parties (one batch), check the
+    /// gates in malicious mode, open the result bits.
+    pub fn run(&self) -> Result<ComparisonRun, PartyErrors> {
+        let n = self.shares[0].len();
+        let w = self.w;
+        let (out, traffic) = run3(self.mode, &mut |_| {}, |p, mut ctx| {
+            let x = self.shares[p.index()].clone();
+            async move {
+                let lt = crate::compare::ltz(&mut ctx, &x, w).await?;
+                crate::verify::verify_gates(&mut ctx).await?;
+                let (_, words) = ctx.open(&AVec::zeros(0), &lt).await?;
+                Ok((0..n).map(|v| (words[v / 64] >> (v % 64)) & 1 == 1).collect::<Vec<bool>>())
+            }
+        })?;
+        let [negative, _, _] = out;
+        Ok(ComparisonRun { negative, traffic })
+    }
+}
+
 /// Secret-share `values`, compare each with zero at three in-process parties (one
 /// batch), check the gates in malicious mode, open the result bits.
 pub fn run_comparisons(values: &[u64], w: u32, mode: SecurityMode) -> Result<ComparisonRun, PartyErrors> {
-    let shares = share_arith(values);
-    let n = values.len();
-    let (out, traffic) = run3(mode, &mut |_| {}, |p, mut ctx| {
-        let x = shares[p.index()].clone();
-        async move {
-            let lt = crate::compare::ltz(&mut ctx, &x, w).await?;
-            crate::verify::verify_gates(&mut ctx).await?;
-            let (_, words) = ctx.open(&AVec::zeros(0), &lt).await?;
-            Ok((0..n).map(|v| (words[v / 64] >> (v % 64)) & 1 == 1).collect::<Vec<bool>>())
-        }
-    })?;
-    let [negative, _, _] = out;
-    Ok(ComparisonRun { negative, traffic })
+    prepare_comparisons(values, w, mode).run()
 }

@@ -75,21 +75,129 @@ fn plan(perm: &[usize], gates: usize, b: usize, c: usize, buckets: usize) -> Pla
     Plan { open, gate_triple, pairs }
 }
 
-fn pick_a(v: &AVec, idx: impl Iterator<Item = usize>) -> AVec {
-    let mut out = AVec::zeros(0);
-    for i in idx {
-        out.push(v.a[i], v.b[i]);
-    }
-    out
+/// The ring operations the check needs: `Z_2^64` or 64 lanes of `GF(2)`.
+trait Ring {
+    fn sub(a: u64, b: u64) -> u64;
+    fn mul(a: u64, b: u64) -> u64;
 }
 
-fn pick_b(v: &BVec, idx: impl Iterator<Item = usize>) -> BVec {
-    let mut out = BVec::zeros(0);
-    for i in idx {
-        out.a.push(v.a[i]);
-        out.b.push(v.b[i]);
+struct Arith;
+struct Bits;
+
+impl Ring for Arith {
+    #[inline]
+    fn sub(a: u64, b: u64) -> u64 {
+        a.wrapping_sub(b)
     }
-    out
+    #[inline]
+    fn mul(a: u64, b: u64) -> u64 {
+        a.wrapping_mul(b)
+    }
+}
+
+impl Ring for Bits {
+    #[inline]
+    fn sub(a: u64, b: u64) -> u64 {
+        a ^ b
+    }
+    #[inline]
+    fn mul(a: u64, b: u64) -> u64 {
+        a & b
+    }
+}
+
+/// This party's components of one triple, stored together for cache-friendly gathers:
+/// `[a_i, a_{i+1}, b_i, b_{i+1}, c_i, c_{i+1}]`.
+type Triple = [u64; 6];
+
+/// One gate: this party's components `[x_i, x_{i+1}, y_i, y_{i+1}, z_i, z_{i+1}]`.
+fn gate(x: &[u64], xb: &[u64], y: &[u64], yb: &[u64], z: &[u64], zb: &[u64], g: usize) -> Triple {
+    [x[g], xb[g], y[g], yb[g], z[g], zb[g]]
+}
+
+/// Values to open for checking `(x, y, z)` with triple `t`: `ρ = x − a`, `σ = y − b`.
+#[inline]
+fn push_rho_sigma<R: Ring>(g: &Triple, t: &Triple, oa: &mut Vec<u64>, ob: &mut Vec<u64>) {
+    oa.push(R::sub(g[0], t[0]));
+    ob.push(R::sub(g[1], t[1]));
+    oa.push(R::sub(g[2], t[2]));
+    ob.push(R::sub(g[3], t[3]));
+}
+
+/// This party's components of `z − c − σ·a − ρ·b − ρσ` (must be a sharing of zero).
+#[inline]
+fn check_value<R: Ring>(me: usize, g: &Triple, t: &Triple, rho: u64, sig: u64) -> (u64, u64) {
+    let rs = R::mul(rho, sig);
+    let mut ea = R::sub(R::sub(R::sub(g[4], t[4]), R::mul(sig, t[0])), R::mul(rho, t[2]));
+    let mut eb = R::sub(R::sub(R::sub(g[5], t[5]), R::mul(sig, t[1])), R::mul(rho, t[3]));
+    match me {
+        0 => ea = R::sub(ea, rs),
+        2 => eb = R::sub(eb, rs),
+        _ => {}
+    }
+    (ea, eb)
+}
+
+/// Everything one ring's check needs between the opening and the zero test.
+struct Side {
+    triples: Vec<Triple>,
+    plan: Plan,
+}
+
+impl Side {
+    /// Append the values to open: the cut triples' `a, b, c`, then `ρ, σ` of every
+    /// bucket check and every gate check.
+    fn to_open<R: Ring>(&self, gates: &[Triple], oa: &mut Vec<u64>, ob: &mut Vec<u64>) {
+        for &k in &self.plan.open {
+            let t = &self.triples[k];
+            for j in 0..3 {
+                oa.push(t[2 * j]);
+                ob.push(t[2 * j + 1]);
+            }
+        }
+        for &(o, k) in &self.plan.pairs {
+            push_rho_sigma::<R>(&self.triples[o], &self.triples[k], oa, ob);
+        }
+        for (g, &t) in gates.iter().zip(&self.plan.gate_triple) {
+            push_rho_sigma::<R>(g, &self.triples[t], oa, ob);
+        }
+    }
+
+    fn open_len(&self) -> usize {
+        3 * self.plan.open.len() + 2 * self.plan.pairs.len() + 2 * self.plan.gate_triple.len()
+    }
+
+    /// Check the opened triples and append the zero-test components.
+    fn zeros<R: Ring>(
+        &self,
+        me: usize,
+        gates: &[Triple],
+        opened: &[u64],
+        za: &mut Vec<u64>,
+        zb: &mut Vec<u64>,
+    ) -> Result<(), Error> {
+        let oc = self.plan.open.len();
+        for k in 0..oc {
+            let (a, b, c) = (opened[3 * k], opened[3 * k + 1], opened[3 * k + 2]);
+            if R::mul(a, b) != c {
+                return Err(Error::VerificationFailed("an opened triple is not a product"));
+            }
+        }
+        let mut off = 3 * oc;
+        for &(o, k) in &self.plan.pairs {
+            let (ea, eb) = check_value::<R>(me, &self.triples[o], &self.triples[k], opened[off], opened[off + 1]);
+            za.push(ea);
+            zb.push(eb);
+            off += 2;
+        }
+        for (g, &t) in gates.iter().zip(&self.plan.gate_triple) {
+            let (ea, eb) = check_value::<R>(me, g, &self.triples[t], opened[off], opened[off + 1]);
+            za.push(ea);
+            zb.push(eb);
+            off += 2;
+        }
+        Ok(())
+    }
 }
 
 /// Check every gate in the log (malicious mode only; a no-op otherwise). 5 steps.
@@ -110,128 +218,47 @@ pub(crate) async fn verify_gates(ctx: &mut Ctx) -> Result<(), Error> {
     // 1. random triples (not logged: they are what is being checked)
     let (a0, a1) = ctx.core.prf.random_pair(ta);
     let (b0, b1) = ctx.core.prf.random_pair(ta);
-    let ta_a = AVec { a: a0, b: a1 };
-    let ta_b = AVec { a: b0, b: b1 };
-    let (x0, x1) = ctx.core.prf.random_pair(tb);
-    let (y0, y1) = ctx.core.prf.random_pair(tb);
-    let tb_a = BVec { a: x0, b: x1 };
-    let tb_b = BVec { a: y0, b: y1 };
+    let x = AVec { a: a0, b: a1 };
+    let y = AVec { a: b0, b: b1 };
+    let (p0, p1) = ctx.core.prf.random_pair(tb);
+    let (q0, q1) = ctx.core.prf.random_pair(tb);
+    let p = BVec { a: p0, b: p1 };
+    let q = BVec { a: q0, b: q1 };
     let mut batch = Batch::new(SecurityMode::SemiHonest);
-    let rc = batch.mul(&ta_a, &ta_b);
-    let rcb = batch.and(&tb_a, &tb_b);
+    let rc = batch.mul(&x, &y);
+    let rcb = batch.and(&p, &q);
     let out = ctx.run(batch).await?;
-    let ta_c = out.arith(&rc);
-    let tb_c = out.bin(&rcb);
+    let z = out.arith(&rc);
+    let zq = out.bin(&rcb);
+    let arith_triples: Vec<Triple> = (0..ta).map(|k| gate(&x.a, &x.b, &y.a, &y.b, &z.a, &z.b, k)).collect();
+    let bin_triples: Vec<Triple> = (0..tb).map(|k| gate(&p.a, &p.b, &q.a, &q.b, &zq.a, &zq.b, k)).collect();
+    drop((x, y, z, p, q, zq));
+    let GateLog { ax, ay, az, bx, by, bz } = log;
+    let arith_gates: Vec<Triple> = (0..na).map(|g| gate(&ax.a, &ax.b, &ay.a, &ay.b, &az.a, &az.b, g)).collect();
+    let bin_gates: Vec<Triple> = (0..nb).map(|g| gate(&bx.a, &bx.b, &by.a, &by.b, &bz.a, &bz.b, g)).collect();
+    drop((ax, ay, az, bx, by, bz));
 
     // 2. coins, fixed only after the gates and triples are
     let seed = ctx.coin_toss(b"verify").await?;
-    let pa = plan(&permutation(&seed, &round, b"arith", ta), na, ba, ca, bka);
-    let pb = plan(&permutation(&seed, &round, b"binary", tb), nb, bb, cb, bkb);
+    let sa = Side { triples: arith_triples, plan: plan(&permutation(&seed, &round, b"arith", ta), na, ba, ca, bka) };
+    let sb = Side { triples: bin_triples, plan: plan(&permutation(&seed, &round, b"binary", tb), nb, bb, cb, bkb) };
 
     // 3. one opening step: the cut triples, and ρ, σ of every check
-    let GateLog { ax, ay, az, bx, by, bz } = log;
-    let mut open_a = AVec::zeros(0);
-    for v in [&ta_a, &ta_b, &ta_c] {
-        open_a.extend(&pick_a(v, pa.open.iter().copied()));
-    }
-    let (pl, pr): (Vec<usize>, Vec<usize>) = pa.pairs.iter().copied().unzip();
-    let rho_pairs = pick_a(&ta_a, pl.iter().copied()).sub(&pick_a(&ta_a, pr.iter().copied()));
-    let sig_pairs = pick_a(&ta_b, pl.iter().copied()).sub(&pick_a(&ta_b, pr.iter().copied()));
-    let rho_gates = ax.sub(&pick_a(&ta_a, pa.gate_triple.iter().copied()));
-    let sig_gates = ay.sub(&pick_a(&ta_b, pa.gate_triple.iter().copied()));
-    for v in [&rho_pairs, &sig_pairs, &rho_gates, &sig_gates] {
-        open_a.extend(v);
-    }
-    let mut open_b = BVec::zeros(0);
-    for v in [&tb_a, &tb_b, &tb_c] {
-        open_b.extend(&pick_b(v, pb.open.iter().copied()));
-    }
-    let (ql, qr): (Vec<usize>, Vec<usize>) = pb.pairs.iter().copied().unzip();
-    let rho_pairs_b = pick_b(&tb_a, ql.iter().copied()).xor(&pick_b(&tb_a, qr.iter().copied()));
-    let sig_pairs_b = pick_b(&tb_b, ql.iter().copied()).xor(&pick_b(&tb_b, qr.iter().copied()));
-    let rho_gates_b = bx.xor(&pick_b(&tb_a, pb.gate_triple.iter().copied()));
-    let sig_gates_b = by.xor(&pick_b(&tb_b, pb.gate_triple.iter().copied()));
-    for v in [&rho_pairs_b, &sig_pairs_b, &rho_gates_b, &sig_gates_b] {
-        open_b.extend(v);
-    }
-    let (va, vb) = ctx.open(&open_a, &open_b).await?;
-
-    // the opened triples must be products
-    let oc = pa.open.len();
-    for k in 0..oc {
-        if va[k].wrapping_mul(va[oc + k]) != va[2 * oc + k] {
-            return Err(Error::VerificationFailed("an opened arithmetic triple is not a product"));
-        }
-    }
-    let ocb = pb.open.len();
-    for k in 0..ocb {
-        if vb[k] & vb[ocb + k] != vb[2 * ocb + k] {
-            return Err(Error::VerificationFailed("an opened binary triple is not a product"));
-        }
-    }
+    let mut oa = AVec { a: Vec::with_capacity(sa.open_len()), b: Vec::with_capacity(sa.open_len()) };
+    sa.to_open::<Arith>(&arith_gates, &mut oa.a, &mut oa.b);
+    let mut ob = BVec { a: Vec::with_capacity(sb.open_len()), b: Vec::with_capacity(sb.open_len()) };
+    sb.to_open::<Bits>(&bin_gates, &mut ob.a, &mut ob.b);
+    let (va, vb) = ctx.open(&oa, &ob).await?;
+    drop((oa, ob));
 
     // 4. z − c − σ·a − ρ·b − ρσ must be zero for every check
-    let np = pa.pairs.len();
-    let ng = pa.gate_triple.len();
-    let base = 3 * oc;
-    let (rp, sp) = (&va[base..base + np], &va[base + np..base + 2 * np]);
-    let (rg, sg) = (&va[base + 2 * np..base + 2 * np + ng], &va[base + 2 * np + ng..base + 2 * np + 2 * ng]);
-    let mut zero_a = AVec::zeros(0);
-    let check_a = |z: &AVec, c: &AVec, a: &AVec, b: &AVec, rho: &[u64], sig: &[u64], out: &mut AVec| {
-        for k in 0..z.len() {
-            let rs = rho[k].wrapping_mul(sig[k]);
-            let mut ea = z.a[k].wrapping_sub(c.a[k]).wrapping_sub(sig[k].wrapping_mul(a.a[k])).wrapping_sub(rho[k].wrapping_mul(b.a[k]));
-            let mut eb = z.b[k].wrapping_sub(c.b[k]).wrapping_sub(sig[k].wrapping_mul(a.b[k])).wrapping_sub(rho[k].wrapping_mul(b.b[k]));
-            match me.index() {
-                0 => ea = ea.wrapping_sub(rs),
-                2 => eb = eb.wrapping_sub(rs),
-                _ => {}
-            }
-            out.push(ea, eb);
-        }
-    };
-    let z_p = pick_a(&ta_c, pl.iter().copied());
-    let c_p = pick_a(&ta_c, pr.iter().copied());
-    let a_p = pick_a(&ta_a, pr.iter().copied());
-    let b_p = pick_a(&ta_b, pr.iter().copied());
-    check_a(&z_p, &c_p, &a_p, &b_p, rp, sp, &mut zero_a);
-    let c_g = pick_a(&ta_c, pa.gate_triple.iter().copied());
-    let a_g = pick_a(&ta_a, pa.gate_triple.iter().copied());
-    let b_g = pick_a(&ta_b, pa.gate_triple.iter().copied());
-    check_a(&az, &c_g, &a_g, &b_g, rg, sg, &mut zero_a);
-
-    let npb = pb.pairs.len();
-    let ngb = pb.gate_triple.len();
-    let base = 3 * ocb;
-    let (rpb, spb) = (&vb[base..base + npb], &vb[base + npb..base + 2 * npb]);
-    let (rgb, sgb) = (&vb[base + 2 * npb..base + 2 * npb + ngb], &vb[base + 2 * npb + ngb..base + 2 * npb + 2 * ngb]);
-    let mut zero_b = BVec::zeros(0);
-    let check_b = |z: &BVec, c: &BVec, a: &BVec, b: &BVec, rho: &[u64], sig: &[u64], out: &mut BVec| {
-        for k in 0..z.len() {
-            let rs = rho[k] & sig[k];
-            let mut ea = z.a[k] ^ c.a[k] ^ (sig[k] & a.a[k]) ^ (rho[k] & b.a[k]);
-            let mut eb = z.b[k] ^ c.b[k] ^ (sig[k] & a.b[k]) ^ (rho[k] & b.b[k]);
-            match me.index() {
-                0 => ea ^= rs,
-                2 => eb ^= rs,
-                _ => {}
-            }
-            out.a.push(ea);
-            out.b.push(eb);
-        }
-    };
-    let z_pb = pick_b(&tb_c, ql.iter().copied());
-    let c_pb = pick_b(&tb_c, qr.iter().copied());
-    let a_pb = pick_b(&tb_a, qr.iter().copied());
-    let b_pb = pick_b(&tb_b, qr.iter().copied());
-    check_b(&z_pb, &c_pb, &a_pb, &b_pb, rpb, spb, &mut zero_b);
-    let c_gb = pick_b(&tb_c, pb.gate_triple.iter().copied());
-    let a_gb = pick_b(&tb_a, pb.gate_triple.iter().copied());
-    let b_gb = pick_b(&tb_b, pb.gate_triple.iter().copied());
-    check_b(&bz, &c_gb, &a_gb, &b_gb, rgb, sgb, &mut zero_b);
+    let mut za = AVec { a: Vec::with_capacity(na + sa.plan.pairs.len()), b: Vec::with_capacity(na + sa.plan.pairs.len()) };
+    sa.zeros::<Arith>(me.index(), &arith_gates, &va, &mut za.a, &mut za.b)?;
+    let mut zb = BVec { a: Vec::with_capacity(nb + sb.plan.pairs.len()), b: Vec::with_capacity(nb + sb.plan.pairs.len()) };
+    sb.zeros::<Bits>(me.index(), &bin_gates, &vb, &mut zb.a, &mut zb.b)?;
 
     // 5. all zero, without sending them
-    ctx.check_zero(&zero_a, &zero_b).await
+    ctx.check_zero(&za, &zb).await
 }
 
 #[cfg(test)]

@@ -72,7 +72,10 @@ fn bench(c: &mut Criterion) {
     for len in lengths() {
         let start = Instant::now();
         let f = fixture(len);
-        eprintln!("[setup L={len}: {:.1?} for {N} client messages]", start.elapsed());
+        eprintln!(
+            "[setup L={len}: {:.1?} for {N} client messages]",
+            start.elapsed()
+        );
         let round = &f.round;
         let parsed: Vec<ClientMessage> = f
             .messages
@@ -83,7 +86,8 @@ fn bench(c: &mut Criterion) {
         let member_msg = |i: u16| {
             let mut m = CommitteeMember::new(round, i, &f.keys[i as usize - 1]).unwrap();
             for msg in &parsed {
-                m.accept_share(msg.client(), msg.sealed_share(i).unwrap()).unwrap();
+                m.accept_share(msg.client(), msg.sealed_share(i).unwrap())
+                    .unwrap();
             }
             m.respond(&present).unwrap()
         };
@@ -226,14 +230,26 @@ fn verifiable(c: &mut Criterion) {
         .unwrap();
         let x = vec![12345u64; len];
         let start = Instant::now();
-        let msg = Client::new(&round, 0).encode(&x).unwrap().mask(&mut OsRng).unwrap();
+        let msg = Client::new(&round, 0)
+            .encode(&x)
+            .unwrap()
+            .mask(&mut OsRng)
+            .unwrap();
         eprintln!(
             "[verifiable L={len}: first client {:.1?} incl. generators; message {} bytes]",
             start.elapsed(),
             ClientMessage::encoded_len(&round)
         );
         g.bench_function(format!("client_L{len}"), |b| {
-            b.iter(|| black_box(Client::new(&round, 0).encode(&x).unwrap().mask(&mut OsRng).unwrap()))
+            b.iter(|| {
+                black_box(
+                    Client::new(&round, 0)
+                        .encode(&x)
+                        .unwrap()
+                        .mask(&mut OsRng)
+                        .unwrap(),
+                )
+            })
         });
         g.bench_function(format!("server_accept_per_client_L{len}"), |b| {
             b.iter(|| {

@@ -28,11 +28,23 @@ use veilgrid_aggregation::*;
 use veilgrid_core::seal::SealKeyPair;
 
 fn main() {
-    let len: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(100_000);
-    let n: usize = std::env::args().nth(2).and_then(|s| s.parse().ok()).unwrap_or(200);
+    let len: usize = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(100_000);
+    let n: usize = std::env::args()
+        .nth(2)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200);
     let keys: Vec<SealKeyPair> = (0..5).map(|_| SealKeyPair::generate()).collect();
     let params = RoundParams::new(len as u32, 16, 1000, 5, 2).unwrap();
-    let round = Round::new([1; 32], params, [2; 32], keys.iter().map(|k| k.public()).collect()).unwrap();
+    let round = Round::new(
+        [1; 32],
+        params,
+        [2; 32],
+        keys.iter().map(|k| k.public()).collect(),
+    )
+    .unwrap();
     let t = Clock::start();
     let _ = round.prg();
     t.report(&format!("public randomness expansion L={len}"), 1);
@@ -44,13 +56,25 @@ fn main() {
     for _ in 0..10 {
         std::hint::black_box(round.prg().expand(&seed));
     }
-    t.report(&format!("PRG expansion"), 10);
+    t.report("PRG expansion", 10);
     let t = Clock::start();
     for _ in 0..10 {
-        std::hint::black_box(veilgrid_aggregation::shamir::share(set.output_modulus(), seed.residues_p(), 2, 5, &mut rng));
-        std::hint::black_box(veilgrid_aggregation::shamir::share(set.noise_modulus(), seed.residues_q(), 2, 5, &mut rng));
+        std::hint::black_box(veilgrid_aggregation::shamir::share(
+            set.output_modulus(),
+            seed.residues_p(),
+            2,
+            5,
+            &mut rng,
+        ));
+        std::hint::black_box(veilgrid_aggregation::shamir::share(
+            set.noise_modulus(),
+            seed.residues_q(),
+            2,
+            5,
+            &mut rng,
+        ));
     }
-    t.report(&format!("Shamir sharing"), 10);
+    t.report("Shamir sharing", 10);
     let pk = keys[0].public();
     let payload = vec![0u8; round.share_payload_len()];
     let t = Clock::start();
@@ -58,24 +82,32 @@ fn main() {
     for _ in 0..20 {
         sealed = pk.seal(b"i", b"a", &payload).unwrap();
     }
-    t.report(&format!("one seal"), 20);
+    t.report("one seal", 20);
     let t = Clock::start();
     for _ in 0..20 {
         std::hint::black_box(keys[0].open(b"i", b"a", &sealed).unwrap());
     }
-    t.report(&format!("one open"), 20);
+    t.report("one open", 20);
     let t = Clock::start();
     let mut msgs = Vec::new();
     for i in 0..n {
-        msgs.push(Client::new(&round, i as u64).encode(&x).unwrap().mask(&mut OsRng).unwrap());
+        msgs.push(
+            Client::new(&round, i as u64)
+                .encode(&x)
+                .unwrap()
+                .mask(&mut OsRng)
+                .unwrap(),
+        );
     }
-    t.report(&format!("client mask"), n as u32);
+    t.report("client mask", n as u32);
     let t = Clock::start();
     let mut member = CommitteeMember::new(&round, 1, &keys[0]).unwrap();
     for m in &msgs {
-        member.accept_share(m.client(), m.sealed_share(1).unwrap()).unwrap();
+        member
+            .accept_share(m.client(), m.sealed_share(1).unwrap())
+            .unwrap();
     }
-    t.report(&format!("member accept_share"), n as u32);
+    t.report("member accept_share", n as u32);
     let present = PresentSet::new(&round, (0..n as u64).collect()).unwrap();
     let t = Clock::start();
     let ans = member.respond(&present).unwrap();
@@ -103,9 +135,13 @@ fn main() {
     for i in [2u16, 3] {
         let mut member = CommitteeMember::new(&round, i, &keys[i as usize - 1]).unwrap();
         for m in &msgs {
-            member.accept_share(m.client(), m.sealed_share(i).unwrap()).unwrap();
+            member
+                .accept_share(m.client(), m.sealed_share(i).unwrap())
+                .unwrap();
         }
-        server.accept_member(&member.respond(&present).unwrap()).unwrap();
+        server
+            .accept_member(&member.respond(&present).unwrap())
+            .unwrap();
     }
     let t = Clock::start();
     let result = server.finish().unwrap();

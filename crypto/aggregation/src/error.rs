@@ -99,7 +99,9 @@ pub enum Error {
     #[error("range proof of client {0} does not verify")]
     RangeProof(u64),
     /// The product of the accepted commitments does not open to the sum: the round aborts.
-    #[error("verifiable round is inconsistent: the accepted commitments do not open to the sum; no sum is released")]
+    #[error(
+        "verifiable round is inconsistent: the accepted commitments do not open to the sum; no sum is released"
+    )]
     InconsistentRound,
     /// This operation needs a verifiable round (or a plain one).
     #[error("round mode mismatch: {0}")]

@@ -187,7 +187,11 @@ impl<'a> ClientMessageView<'a> {
         let attachment = match (r.u8()?, p.is_verifiable()) {
             (0, false) => None,
             (1, true) => Some(Attachment::read(&mut r, round)?),
-            _ => return Err(Error::Mode("attachment presence differs from the round's mode")),
+            _ => {
+                return Err(Error::Mode(
+                    "attachment presence differs from the round's mode",
+                ));
+            }
         };
         r.finish()?;
         Ok(Self {
@@ -390,7 +394,12 @@ impl MemberMessage {
     /// Exact encoded size for `round`.
     pub fn encoded_len(round: &Round) -> usize {
         let set = round.params().ring();
-        4 + 1 + 32 + 2 + 32 + 4 + packed_len(set.degree(), set.output_bits())
+        4 + 1
+            + 32
+            + 2
+            + 32
+            + 4
+            + packed_len(set.degree(), set.output_bits())
             + packed_len(set.degree(), set.noise_bits())
     }
 

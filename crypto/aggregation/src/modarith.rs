@@ -141,7 +141,9 @@ mod tests {
         let m = Modulus::new(1_125_899_906_826_241);
         let mut x = 0x1234_5678_9abc_def1u64;
         for _ in 0..1000 {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             let a = x % m.value();
             let w = (x >> 7) % m.value();
             assert_eq!(m.mul_shoup(a, w, m.shoup(w)), m.mul(a, w));

@@ -105,7 +105,10 @@ pub fn fits(set: RingSet, max_clients: u32, bits: u32) -> bool {
 
 /// The widest entry (in bits) that `max_clients` clients can sum in `set` without wrapping.
 pub fn max_bits(set: RingSet, max_clients: u32) -> u32 {
-    (1..=62).rev().find(|&b| fits(set, max_clients, b)).unwrap_or(0)
+    (1..=62)
+        .rev()
+        .find(|&b| fits(set, max_clients, b))
+        .unwrap_or(0)
 }
 
 fn needed_bits(max_clients: u32, bits: u32) -> u32 {
@@ -299,7 +302,8 @@ impl RoundParams {
         if bytes[0] != 1 {
             return Err(malformed("unknown version"));
         }
-        let u32_at = |i: usize| u32::from_le_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
+        let u32_at =
+            |i: usize| u32::from_le_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
         let u16_at = |i: usize| u16::from_le_bytes([bytes[i], bytes[i + 1]]);
         let verifiable = match bytes[19] {
             0 => false,
@@ -368,7 +372,12 @@ mod tests {
         assert!(RoundParams::new(10, 8, 0, 5, 2).is_err());
         assert!(RoundParams::new(10, 8, 10, 2, 2).is_err());
         assert!(RoundParams::new(10, 8, 10, 5, 0).is_err());
-        assert!(RoundParams::new(10, 8, 10, 5, 2).unwrap().with_min_clients(11).is_err());
+        assert!(
+            RoundParams::new(10, 8, 10, 5, 2)
+                .unwrap()
+                .with_min_clients(11)
+                .is_err()
+        );
     }
 
     #[test]

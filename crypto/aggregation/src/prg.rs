@@ -331,7 +331,13 @@ impl PlainLwrPrg {
                 // (a·s)_i = Σ_{k ≤ i} a_{i−k} s_k − Σ_{k > i} a_{n+i−k} s_k.
                 let row = |a: &[u64], m: Modulus| -> Vec<u64> {
                     (0..n)
-                        .map(|k| if k <= i { a[i - k] } else { m.neg(a[n + i - k]) })
+                        .map(|k| {
+                            if k <= i {
+                                a[i - k]
+                            } else {
+                                m.neg(a[n + i - k])
+                            }
+                        })
                         .collect()
                 };
                 rows_p.push(row(&ap, mp));

@@ -123,7 +123,11 @@ impl Round {
     /// Bytes of a share payload before sealing.
     pub fn share_payload_len(&self) -> usize {
         let set = self.params.ring();
-        4 + 1 + 32 + 8 + 2 + packed_len(set.degree(), set.output_bits())
+        4 + 1
+            + 32
+            + 8
+            + 2
+            + packed_len(set.degree(), set.output_bits())
             + packed_len(set.degree(), set.noise_bits())
     }
 

@@ -6,8 +6,8 @@ use curve25519_dalek::ristretto::{CompressedRistretto, RistrettoPoint};
 use curve25519_dalek::scalar::Scalar;
 use curve25519_dalek::traits::Identity;
 
-use crate::error::Error;
 use crate::accumulator::Accumulator;
+use crate::error::Error;
 use crate::messages::{ClientId, ClientMessage, ClientMessageView, MemberMessage, PresentSet};
 use crate::prg::{Seed, SeedHomomorphicPrg};
 use crate::round::Round;
@@ -162,10 +162,9 @@ impl<'r> ServerCollecting<'r> {
             return Err(Error::DeclaredSet("excluded client was not accepted"));
         }
         if let Some(acc) = &mut self.commitments {
-            let att = msg
-                .attachment
-                .as_ref()
-                .ok_or(Error::Mode("verifiable round needs commitments and a proof"))?;
+            let att = msg.attachment.as_ref().ok_or(Error::Mode(
+                "verifiable round needs commitments and a proof",
+            ))?;
             for (a, c) in acc.iter_mut().zip(&att.commitments) {
                 let p = c.decompress().ok_or(Error::Malformed {
                     what: "commitment",
@@ -261,7 +260,11 @@ impl<'r> ServerCollecting<'r> {
                 });
             }
         }
-        let acc = r.packed(p.masked_length(), set.output_bits(), set.output_modulus().value())?;
+        let acc = r.packed(
+            p.masked_length(),
+            set.output_bits(),
+            set.output_modulus().value(),
+        )?;
         let commitments = if p.is_verifiable() {
             let mut v = Vec::with_capacity(p.length());
             for _ in 0..p.length() {
@@ -349,7 +352,12 @@ impl<'r> ServerAwaitingMembers<'r> {
             });
         }
         let (mp, mq) = (set.output_modulus(), set.noise_modulus());
-        let xs: Vec<u64> = self.members.keys().take(need).map(|&i| u64::from(i)).collect();
+        let xs: Vec<u64> = self
+            .members
+            .keys()
+            .take(need)
+            .map(|&i| u64::from(i))
+            .collect();
         let base: Vec<&Seed> = self.members.values().take(need).collect();
         let sp: Vec<&[u64]> = base.iter().map(|s| s.residues_p()).collect();
         let sq: Vec<&[u64]> = base.iter().map(|s| s.residues_q()).collect();

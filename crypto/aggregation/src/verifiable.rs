@@ -52,7 +52,9 @@ impl Generators {
 }
 
 fn gens(round: &Round) -> &Generators {
-    round.verify_gens.get_or_init(|| Generators::for_round(round))
+    round
+        .verify_gens
+        .get_or_init(|| Generators::for_round(round))
 }
 
 fn transcript(round: &Round, client: ClientId) -> Transcript {
@@ -238,12 +240,13 @@ pub fn check_opening(
     }
     let pc = PedersenGens::default();
     let weights: Vec<Scalar> = sum.iter().map(|_| Scalar::random(&mut OsRng)).collect();
-    let value_total: Scalar = weights.iter().zip(sum).map(|(w, &x)| w * Scalar::from(x)).sum();
-    let blind_total: Scalar = weights.iter().zip(blindings).map(|(w, r)| w * r).sum();
-    let scalars = weights
+    let value_total: Scalar = weights
         .iter()
-        .copied()
-        .chain([-value_total, -blind_total]);
+        .zip(sum)
+        .map(|(w, &x)| w * Scalar::from(x))
+        .sum();
+    let blind_total: Scalar = weights.iter().zip(blindings).map(|(w, r)| w * r).sum();
+    let scalars = weights.iter().copied().chain([-value_total, -blind_total]);
     let points = commitment_sums.iter().copied().chain([pc.B, pc.B_blinding]);
     let check = RistrettoPoint::vartime_multiscalar_mul(scalars, points);
     if check == RistrettoPoint::identity() {

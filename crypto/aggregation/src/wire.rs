@@ -133,7 +133,11 @@ pub fn packed_len(count: usize, bits: u32) -> usize {
 /// Packs `values` (each `< 2^bits`, `bits ≤ 64`) little-endian into `out`.
 pub fn pack_into(out: &mut Vec<u8>, values: &[u64], bits: u32) {
     out.reserve(packed_len(values.len(), bits));
-    let mask = if bits == 64 { u64::MAX } else { (1u64 << bits) - 1 };
+    let mask = if bits == 64 {
+        u64::MAX
+    } else {
+        (1u64 << bits) - 1
+    };
     let mut acc: u128 = 0;
     let mut filled = 0u32;
     for &v in values {
@@ -157,7 +161,11 @@ pub fn for_each_packed(buf: &[u8], count: usize, bits: u32, mut f: impl FnMut(us
     if buf.len() != packed_len(count, bits) || bits == 0 || bits > 64 {
         return false;
     }
-    let mask = if bits == 64 { u64::MAX } else { (1u64 << bits) - 1 };
+    let mask = if bits == 64 {
+        u64::MAX
+    } else {
+        (1u64 << bits) - 1
+    };
     let bits_us = bits as usize;
     // Values whose 8-byte window lies inside the buffer are read with one u64 load when
     // `bits + 7 ≤ 64`; the rest (and wider values) through a zero-padded u128 window.
@@ -189,7 +197,11 @@ pub fn for_each_packed(buf: &[u8], count: usize, bits: u32, mut f: impl FnMut(us
 /// Unpacks `count` values of `bits` bits; `None` if a value is `≥ modulus`, if the padding bits
 /// are not zero, or if `buf` has the wrong length.
 pub fn unpack(buf: &[u8], count: usize, bits: u32, modulus: u64) -> Option<Vec<u64>> {
-    let mut out = Vec::with_capacity(if buf.len() == packed_len(count, bits) { count } else { 0 });
+    let mut out = Vec::with_capacity(if buf.len() == packed_len(count, bits) {
+        count
+    } else {
+        0
+    });
     let mut bad = false;
     let ok = for_each_packed(buf, count, bits, |_, v| {
         bad |= v >= modulus;
@@ -225,7 +237,10 @@ mod tests {
     fn non_canonical_is_refused() {
         let mut buf = Vec::new();
         pack_into(&mut buf, &[5, 6, 7], 3);
-        assert!(unpack(&buf, 3, 3, 7).is_none(), "7 is not below the modulus 7");
+        assert!(
+            unpack(&buf, 3, 3, 7).is_none(),
+            "7 is not below the modulus 7"
+        );
         assert!(unpack(&buf, 3, 3, 8).is_some());
         let mut bad = buf.clone();
         *bad.last_mut().unwrap() |= 0x80;

@@ -42,10 +42,16 @@ fn duplicate_client_and_too_many_clients() {
     server.accept(&msgs[0]).unwrap();
     // The same client again, even with another vector.
     let again = client_messages(&s, &inputs[1..2], 0).remove(0);
-    assert_eq!(server.accept(&again).unwrap_err(), Error::DuplicateClient(0));
+    assert_eq!(
+        server.accept(&again).unwrap_err(),
+        Error::DuplicateClient(0)
+    );
     server.accept(&msgs[1]).unwrap();
     server.accept(&msgs[2]).unwrap();
-    assert_eq!(server.accept(&msgs[3]).unwrap_err(), Error::TooManyClients(3));
+    assert_eq!(
+        server.accept(&msgs[3]).unwrap_err(),
+        Error::TooManyClients(3)
+    );
     msgs.truncate(3);
     let mut server = server.close().unwrap();
     for i in [1u16, 2] {
@@ -70,7 +76,7 @@ fn messages_of_another_round_are_refused() {
     assert_eq!(server.accept(&msg).unwrap_err(), Error::WrongRound);
     // A replayed member message of another round.
     let present = PresentSet::new(&other.round, vec![0]).unwrap();
-    let answer = member_answer(&other, 1, &[msg.clone()], &present).unwrap();
+    let answer = member_answer(&other, 1, std::slice::from_ref(&msg), &present).unwrap();
     assert_eq!(
         MemberMessage::from_bytes(&s.round, &answer.to_bytes(&other.round)).unwrap_err(),
         Error::WrongRound
@@ -161,7 +167,9 @@ fn member_sum_over_another_set_is_refused() {
     // The declared set with a client the member has no share of: the member refuses.
     let mut member = CommitteeMember::new(&s.round, 2, &s.keys[1]).unwrap();
     for m in &msgs[..4] {
-        member.accept_share(m.client(), m.sealed_share(2).unwrap()).unwrap();
+        member
+            .accept_share(m.client(), m.sealed_share(2).unwrap())
+            .unwrap();
     }
     assert!(matches!(
         member.respond(server.present()),
@@ -170,7 +178,10 @@ fn member_sum_over_another_set_is_refused() {
     // Duplicate member message.
     let a3 = member_answer(&s, 3, &msgs, server.present()).unwrap();
     server.accept_member(&a3).unwrap();
-    assert_eq!(server.accept_member(&a3).unwrap_err(), Error::DuplicateMember(3));
+    assert_eq!(
+        server.accept_member(&a3).unwrap_err(),
+        Error::DuplicateMember(3)
+    );
     // Nothing was released by the refused messages: still need three members.
     assert_eq!(
         server.finish().unwrap_err(),
@@ -210,7 +221,10 @@ fn encodings_round_trip_and_refuse_tampering() {
     let msgs = client_messages(&s, &random_inputs(&mut rng(8), 3, 16, 10), 0);
     let bytes = msgs[0].to_bytes(&s.round);
     assert_eq!(bytes.len(), ClientMessage::encoded_len(&s.round));
-    assert_eq!(ClientMessage::from_bytes(&s.round, &bytes).unwrap(), msgs[0]);
+    assert_eq!(
+        ClientMessage::from_bytes(&s.round, &bytes).unwrap(),
+        msgs[0]
+    );
     let present = PresentSet::new(&s.round, vec![2, 0, 1]).unwrap();
     assert_eq!(present.clients(), &[0, 1, 2]);
     assert_eq!(
@@ -237,10 +251,15 @@ fn encodings_round_trip_and_refuse_tampering() {
     let mut server = ServerCollecting::new(&s.round);
     server.accept_bytes(&msgs[1].to_bytes(&s.round)).unwrap();
     let before = server.snapshot();
-    assert!(matches!(server.accept_bytes(&big), Err(Error::Malformed { .. })));
+    assert!(matches!(
+        server.accept_bytes(&big),
+        Err(Error::Malformed { .. })
+    ));
     assert_eq!(server.snapshot(), before);
     assert_eq!(
-        server.accept_bytes(&msgs[1].to_bytes(&s.round)).unwrap_err(),
+        server
+            .accept_bytes(&msgs[1].to_bytes(&s.round))
+            .unwrap_err(),
         Error::DuplicateClient(1)
     );
     // Unknown member index.

@@ -92,12 +92,12 @@ fn masked_vectors_of_extreme_inputs_look_uniform() {
 fn server_plus_t_members_cannot_unmask_a_client() {
     let s = setup(RoundParams::new(256, 16, 10, 5, 2).unwrap(), 2);
     let x: Vec<u64> = (0..256).map(|i| i * 7).collect();
-    let msg = client_messages(&s, &[x.clone()], 42).remove(0);
+    let msg = client_messages(&s, std::slice::from_ref(&x), 42).remove(0);
     let present = PresentSet::new(&s.round, vec![42]).unwrap();
     // Members 1 and 2 collude: their "sums" over {42} are exactly their shares of the seed.
     let colluders: Vec<MemberMessage> = [1u16, 2]
         .iter()
-        .map(|&i| member_answer(&s, i, &[msg.clone()], &present).unwrap())
+        .map(|&i| member_answer(&s, i, std::slice::from_ref(&msg), &present).unwrap())
         .collect();
     // With t shares the server cannot finish ...
     let mut server = ServerCollecting::new(&s.round);
@@ -120,7 +120,7 @@ fn server_plus_t_members_cannot_unmask_a_client() {
         for c in &colluders {
             server.accept_member(c).unwrap();
         }
-        let fake = member_answer(&s, 3, &[msg.clone()], &present).unwrap();
+        let fake = member_answer(&s, 3, std::slice::from_ref(&msg), &present).unwrap();
         let mut b = fake.to_bytes(&s.round);
         let off = 4 + 1 + 32 + 2 + 32 + 4;
         let guess = random_inputs(&mut r, 1, 8, 8)[0].clone();
@@ -164,6 +164,11 @@ fn seeds_are_fresh_for_every_message() {
     let s = setup(RoundParams::new(512, 8, 4, 3, 1).unwrap(), 4);
     let a = client_messages(&s, &[vec![3; 512]], 1).remove(0);
     let b = client_messages(&s, &[vec![3; 512]], 1).remove(0);
-    let equal = a.masked().iter().zip(b.masked()).filter(|(x, y)| x == y).count();
+    let equal = a
+        .masked()
+        .iter()
+        .zip(b.masked())
+        .filter(|(x, y)| x == y)
+        .count();
     assert!(equal < 3);
 }

@@ -13,7 +13,10 @@ fn sum_is_exact_for_a_thousand_clients() {
     // The server takes the messages as bytes (the fast path), members answer over the set.
     let mut server = ServerCollecting::new(&s.round);
     for m in &msgs {
-        assert_eq!(server.accept_bytes(&m.to_bytes(&s.round)).unwrap(), m.client());
+        assert_eq!(
+            server.accept_bytes(&m.to_bytes(&s.round)).unwrap(),
+            m.client()
+        );
     }
     let mut server = server.close().unwrap();
     for i in 1..=5u16 {
@@ -150,7 +153,10 @@ fn server_state_survives_a_restart() {
     let round = Round::from_bytes(&round_bytes).unwrap();
     assert_eq!(round.digest(), s.round.digest());
     let mut server = ServerCollecting::restore(&round, &snapshot).unwrap();
-    assert_eq!(server.accept(&msgs[1]).unwrap_err(), Error::DuplicateClient(1));
+    assert_eq!(
+        server.accept(&msgs[1]).unwrap_err(),
+        Error::DuplicateClient(1)
+    );
     for m in &msgs[3..] {
         server.accept(m).unwrap();
     }

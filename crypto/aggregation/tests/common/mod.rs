@@ -28,7 +28,12 @@ pub(crate) fn rng(seed: u64) -> StdRng {
     StdRng::seed_from_u64(seed)
 }
 
-pub(crate) fn random_inputs(rng: &mut StdRng, clients: usize, len: usize, bits: u32) -> Vec<Vec<u64>> {
+pub(crate) fn random_inputs(
+    rng: &mut StdRng,
+    clients: usize,
+    len: usize,
+    bits: u32,
+) -> Vec<Vec<u64>> {
     (0..clients)
         .map(|_| (0..len).map(|_| rng.gen_range(0..1u64 << bits)).collect())
         .collect()
@@ -74,7 +79,11 @@ pub(crate) fn member_answer(
 }
 
 /// Server accepts `msgs`, closes, and the listed members answer; returns the result.
-pub(crate) fn run(s: &Setup, msgs: &[ClientMessage], members: &[u16]) -> Result<AggregateResult, Error> {
+pub(crate) fn run(
+    s: &Setup,
+    msgs: &[ClientMessage],
+    members: &[u16],
+) -> Result<AggregateResult, Error> {
     let mut server = ServerCollecting::new(&s.round);
     for m in msgs {
         server.accept(m)?;

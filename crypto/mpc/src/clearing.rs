@@ -2,7 +2,7 @@
 
 use crate::compare::ltz;
 use crate::convert::{BitComps, b2a, chain, select};
-use crate::ctx::{Batch, Ctx};
+use crate::ctx::{Batch, Ctx, SecurityMode};
 use crate::error::Error;
 use crate::order::{LIMIT_SHIFT, QTY_BITS, QTY_SHIFT, limit_bits};
 use crate::outcome::ClearingResult;
@@ -17,19 +17,24 @@ pub fn comparison_width(n: usize) -> u32 {
 }
 
 /// What the fills need from the clearing computation, per order.
-pub(crate) struct FillState {
-    /// `u[hi + 2^mhi·σ]_i = q_i · [side_i = σ] · [hi bits of ℓ_i = hi]`.
-    u: Vec<AVec>,
-    /// `l[lo]_i = [lo bits of ℓ_i = lo]`.
-    l: Vec<AVec>,
-    n: usize,
-    mlo: u32,
-    mhi: u32,
+pub(crate) enum FillState {
+    /// Semi-honest mode: the two halves of the one-hot encoding.
+    Split {
+        /// `u[hi + 2^mhi·σ]_i = q_i · [side_i = σ] · [hi bits of ℓ_i = hi]`.
+        u: Vec<AVec>,
+        /// `l[lo]_i = [lo bits of ℓ_i = lo]`.
+        l: Vec<AVec>,
+        n: usize,
+        mlo: u32,
+        mhi: u32,
+    },
+    /// Malicious mode: `e[j + 2^m·σ]_i = q_i · [side_i = σ] · [ℓ_i = j]`.
+    Full { e: Vec<AVec>, n: usize, m: u32 },
 }
 
 impl FillState {
     pub(crate) fn empty() -> Self {
-        FillState { u: Vec::new(), l: Vec::new(), n: 0, mlo: 0, mhi: 0 }
+        FillState::Full { e: Vec::new(), n: 0, m: 0 }
     }
 }
 
@@ -84,37 +89,49 @@ pub(crate) async fn clear(
         q = q.add(&field(1 + m as usize + t).scale(1u64 << t));
     }
 
-    // 2. u = q ⊗ onehot(hi bits, side) and l = onehot(lo bits), one bit per step.
-    let mut ubits: Vec<AVec> = limit[mlo as usize..].to_vec();
-    ubits.push(side);
-    let (lstart, lbits) = if mlo == 0 {
-        (vec![AVec::public(me, &vec![1; n])], Vec::new())
-    } else {
-        let b0 = &limit[0];
-        (vec![b0.rsub_const(me, 1), b0.clone()], limit[1..mlo as usize].to_vec())
-    };
-    let mut groups = chain(ctx, vec![(vec![q], ubits), (lstart, lbits)]).await?;
-    let l = groups.pop().ok_or(Error::State("chain"))?;
-    let u = groups.pop().ok_or(Error::State("chain"))?;
-    let nhi = 1usize << mhi;
-    let nlo = 1usize << mlo;
-
-    // 3. Demand and supply at each level: Z[σ][hi][lo] = Σ_i u[hi+σ·nhi]_i · l[lo]_i,
-    //    one dot product (one element of communication) per level and side.
-    let mut xs = Vec::with_capacity(2 * nhi * nlo);
-    let mut ys = Vec::with_capacity(2 * nhi * nlo);
-    for sigma in 0..2 {
-        for hi in 0..nhi {
-            for lo in l.iter() {
-                xs.push(&u[hi + sigma * nhi]);
-                ys.push(lo);
+    // 2./3. Demand and supply at each level, z[σ·2^m + j] = Σ_i q_i·[side_i = σ]·[ℓ_i = j].
+    let (z, state) = match ctx.mode() {
+        SecurityMode::SemiHonest => {
+            // u = q ⊗ onehot(hi bits, side) and l = onehot(lo bits), one bit per step,
+            // then one dot product (one element of communication) per level and side
+            let mut ubits: Vec<AVec> = limit[mlo as usize..].to_vec();
+            ubits.push(side);
+            let (lstart, lbits) = if mlo == 0 {
+                (vec![AVec::public(me, &vec![1; n])], Vec::new())
+            } else {
+                let b0 = &limit[0];
+                (vec![b0.rsub_const(me, 1), b0.clone()], limit[1..mlo as usize].to_vec())
+            };
+            let mut groups = chain(ctx, vec![(vec![q], ubits), (lstart, lbits)]).await?;
+            let l = groups.pop().ok_or(Error::State("chain"))?;
+            let u = groups.pop().ok_or(Error::State("chain"))?;
+            let nhi = 1usize << mhi;
+            let mut xs = Vec::with_capacity(2 << m);
+            let mut ys = Vec::with_capacity(2 << m);
+            for sigma in 0..2 {
+                for hi in 0..nhi {
+                    for lo in l.iter() {
+                        xs.push(&u[hi + sigma * nhi]);
+                        ys.push(lo);
+                    }
+                }
             }
+            let mut batch = Batch::new(ctx.mode());
+            let r = batch.dot(&xs, &ys);
+            let z = ctx.run(batch).await?.dot(&r);
+            (z, FillState::Split { u, l, n, mlo, mhi })
         }
-    }
-    let mut batch = Batch::new(ctx.mode());
-    let r = batch.dot(&xs, &ys);
-    let z = ctx.run(batch).await?.dot(&r);
-    let at = |sigma: usize, j: usize| z.get(sigma * nhi * nlo + j);
+        SecurityMode::Malicious => {
+            // every product is checked, so compute the full one-hot q ⊗ onehot(ℓ, side)
+            // (2^(m+1) − 1 products per order, fewer than the dot-product route's terms)
+            let mut bits = limit.clone();
+            bits.push(side);
+            let e = chain(ctx, vec![(vec![q], bits)]).await?.pop().ok_or(Error::State("chain"))?;
+            let z = concat(&e.iter().map(AVec::sum).collect::<Vec<_>>());
+            (z, FillState::Full { e, n, m })
+        }
+    };
+    let at = |sigma: usize, j: usize| z.get((sigma << m) + j);
     // Limits in [P, 2^m): a buy there is eligible everywhere (as at P−1), a sell nowhere.
     let mut dprime: Vec<AVec> = (0..p).map(|j| at(1, j)).collect();
     for j in p..(1usize << m) {
@@ -204,47 +221,69 @@ pub(crate) async fn clear(
     if k >= levels as u64 || v >= 1u64 << (w - 2) {
         return Err(Error::VerificationFailed("opened clearing result out of range"));
     }
-    Ok((ClearingResult::Trade { level: k as u32, volume: v }, FillState { u, l, n, mlo, mhi }))
+    Ok((ClearingResult::Trade { level: k as u32, volume: v }, state))
 }
 
 /// Fills: this party's components of each order's fill, in submission order.
 pub(crate) async fn fills(ctx: &mut Ctx, st: &FillState, result: ClearingResult) -> Result<AVec, Error> {
     let me = ctx.me();
     let ClearingResult::Trade { level, volume } = result else {
-        return Ok(AVec::zeros(st.n));
-    };
-    let n = st.n;
-    if n == 0 {
         return Ok(AVec::zeros(0));
-    }
-    let nhi = 1usize << st.mhi;
-    let hi_star = (level >> st.mlo) as usize;
-    let lo_star = (level & ((1 << st.mlo) - 1)) as usize;
-    // eligibility inside the level block hi*: buys need lo ≥ lo*, sells lo ≤ lo*
-    let mut lb = AVec::zeros(n);
-    let mut ls = AVec::zeros(n);
-    for (lo, l) in st.l.iter().enumerate() {
-        if lo >= lo_star {
-            lb = lb.add(l);
+    };
+    let (x, y, n) = match st {
+        FillState::Split { u, l, n, mlo, mhi } => {
+            let n = *n;
+            if n == 0 {
+                return Ok(AVec::zeros(0));
+            }
+            let nhi = 1usize << mhi;
+            let hi_star = (level >> mlo) as usize;
+            let lo_star = (level & ((1 << mlo) - 1)) as usize;
+            // eligibility inside the level block hi*: buys need lo ≥ lo*, sells lo ≤ lo*
+            let mut lb = AVec::zeros(n);
+            let mut ls = AVec::zeros(n);
+            for (lo, lv) in l.iter().enumerate() {
+                if lo >= lo_star {
+                    lb = lb.add(lv);
+                }
+                if lo <= lo_star {
+                    ls = ls.add(lv);
+                }
+            }
+            let mut xfix = AVec::zeros(n);
+            let mut yfix = AVec::zeros(n);
+            for hi in 0..nhi {
+                if hi > hi_star {
+                    xfix = xfix.add(&u[hi + nhi]);
+                }
+                if hi < hi_star {
+                    yfix = yfix.add(&u[hi]);
+                }
+            }
+            let pr = ctx.mul_many(&[(&u[hi_star + nhi], &lb), (&u[hi_star], &ls)]).await?;
+            (xfix.add(&pr[0]), yfix.add(&pr[1]), n)
         }
-        if lo <= lo_star {
-            ls = ls.add(l);
+        FillState::Full { e, n, m } => {
+            let n = *n;
+            if n == 0 {
+                return Ok(AVec::zeros(0));
+            }
+            let half = 1usize << m;
+            let k = level as usize;
+            let mut x = AVec::zeros(n);
+            let mut y = AVec::zeros(n);
+            for j in 0..half {
+                if j >= k {
+                    x = x.add(&e[half + j]);
+                }
+                if j <= k {
+                    y = y.add(&e[j]);
+                }
+            }
+            (x, y, n)
         }
-    }
-    let mut xfix = AVec::zeros(n);
-    let mut yfix = AVec::zeros(n);
-    for hi in 0..nhi {
-        if hi > hi_star {
-            xfix = xfix.add(&st.u[hi + nhi]);
-        }
-        if hi < hi_star {
-            yfix = yfix.add(&st.u[hi]);
-        }
-    }
-    let pr = ctx.mul_many(&[(&st.u[hi_star + nhi], &lb), (&st.u[hi_star], &ls)]).await?;
+    };
     // X_i, Y_i: the quantity order i offers at k* on the buy / sell side (0 if not eligible)
-    let x = xfix.add(&pr[0]);
-    let y = yfix.add(&pr[1]);
     // prefix sums C_i (i = 1..n-1) and M_i = min(C_i, V) = C_i + [C_i > V]·(V − C_i)
     let prefix = |v: &AVec| {
         let mut out = AVec::zeros(0);

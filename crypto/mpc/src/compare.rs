@@ -13,7 +13,7 @@
 //!    `(G, P) ∘ (G', P') = (G ⊕ P∧G', P∧P')`, depth `⌈log2(w−2)⌉`;
 //! 5. sign `= s_{w−1} ⊕ c_{w−2} ⊕ carry`.
 
-use crate::ctx::Ctx;
+use crate::ctx::{Batch, Ctx};
 use crate::error::Error;
 use crate::share::{AVec, BVec};
 use crate::transpose::to_planes;
@@ -67,32 +67,49 @@ pub(crate) async fn ltz(ctx: &mut Ctx, x: &AVec, w: u32) -> Result<BVec, Error> 
     let w = w.clamp(1, 64) as usize;
     let n = x.len();
     let nw = n.div_ceil(64);
-    let me = ctx.me();
+    let me = ctx.me().index();
     let pa = to_planes(&x.a, w);
     let pb = to_planes(&x.b, w);
-    let x0 = BVec::component(me, 0, &pa, &pb);
-    let x1 = BVec::component(me, 1, &pa, &pb);
-    let x2 = BVec::component(me, 2, &pa, &pb);
-    let s = x0.xor(&x1).xor(&x2);
+    // This party holds components (i, i+1) of the planes; the free sharing of x_j has
+    // component j only, so s = x_0 ⊕ x_1 ⊕ x_2 is just (pa, pb).
     if w == 1 || nw == 0 {
-        return Ok(plane(&s, 0, nw));
+        return Ok(BVec { a: pa[..nw].to_vec(), b: pb[..nw].to_vec() });
     }
-    // carry-save: c_t = maj(x0, x1, x2)_t = ((x0 ⊕ x2) ∧ (x1 ⊕ x2)) ⊕ x2, t = 0..w-2
-    let lo = 0..(w - 1) * nw;
-    let l = x0.xor(&x2).slice(lo.clone());
-    let r = x1.xor(&x2).slice(lo.clone());
-    let maj = ctx.and_many(&[(&l, &r)]).await?.remove(0);
-    let c = maj.xor(&x2.slice(lo));
+    let lo = (w - 1) * nw;
+    let zero = vec![0u64; lo];
+    let pick = |holds_a: bool, holds_b: bool| -> (&[u64], &[u64]) {
+        (if holds_a { &pa[..lo] } else { &zero }, if holds_b { &pb[..lo] } else { &zero })
+    };
+    // carry-save: c_t = maj(x0, x1, x2)_t = ((x0 ⊕ x2) ∧ (x1 ⊕ x2)) ⊕ x2, t = 0..w-2;
+    // party i's component i comes from x_i, component i+1 from x_{i+1}
+    let (la, lb) = pick(me == 0 || me == 2, me == 2 || me == 1); // x0 ⊕ x2
+    let (ra, rb) = pick(me == 1 || me == 2, me == 0 || me == 1); // x1 ⊕ x2
+    let (x2a, x2b) = pick(me == 2, me == 1);
+    let mut batch = Batch::new(ctx.mode());
+    batch.and_slices(la, lb, ra, rb);
+    let maj = ctx.run(batch).await?.into_bin();
+    let c = BVec {
+        a: maj.a.iter().zip(x2a).map(|(m, x)| m ^ x).collect(),
+        b: maj.b.iter().zip(x2b).map(|(m, x)| m ^ x).collect(),
+    };
+    drop(maj);
+    drop(zero);
+    let s = BVec { a: pa, b: pb };
     let top = plane(&s, w - 1, nw).xor(&plane(&c, w - 2, nw));
     if w == 2 {
         return Ok(top);
     }
     // generate / propagate for t = 1..=w-2 (position 0 cannot carry: c'_0 = 0)
     let leaves = w - 2;
-    let s_mid = s.slice(nw..(w - 1) * nw);
-    let c_low = c.slice(0..(w - 2) * nw);
-    let g = ctx.and_many(&[(&s_mid, &c_low)]).await?.remove(0);
-    let p = s_mid.xor(&c_low);
+    let mid = nw..(w - 1) * nw;
+    let clo = 0..(w - 2) * nw;
+    let mut batch = Batch::new(ctx.mode());
+    batch.and_slices(&s.a[mid.clone()], &s.b[mid.clone()], &c.a[clo.clone()], &c.b[clo.clone()]);
+    let g = ctx.run(batch).await?.into_bin();
+    let p = BVec {
+        a: s.a[mid.clone()].iter().zip(&c.a[clo.clone()]).map(|(x, y)| x ^ y).collect(),
+        b: s.b[mid].iter().zip(&c.b[clo]).map(|(x, y)| x ^ y).collect(),
+    };
     let mut nodes: Vec<(BVec, Option<BVec>)> = (0..leaves)
         .map(|k| (plane(&g, k, nw), if k == 0 { None } else { Some(plane(&p, k, nw)) }))
         .collect();

@@ -122,6 +122,18 @@ impl Batch {
         BRef(r)
     }
 
+    /// `x ∧ y` on word slices (this party's components), without building vectors.
+    pub(crate) fn and_slices(&mut self, xa: &[u64], xb: &[u64], ya: &[u64], yb: &[u64]) -> BRef {
+        if self.mode == SecurityMode::Malicious {
+            let x = BVec { a: xa.to_vec(), b: xb.to_vec() };
+            let y = BVec { a: ya.to_vec(), b: yb.to_vec() };
+            return self.and(&x, &y);
+        }
+        let start = self.tb.len();
+        self.tb.extend((0..xa.len()).map(|k| (xa[k] & ya[k]) ^ (xa[k] & yb[k]) ^ (xb[k] & ya[k])));
+        BRef(start..self.tb.len())
+    }
+
     /// Dot products `Σ_k xs[d]_k · ys[d]_k` for each `d`. In semi-honest mode each costs
     /// one element of communication whatever its length; in malicious mode every product
     /// is a separate, checkable multiplication.
@@ -158,6 +170,13 @@ impl BatchOut {
 
     pub(crate) fn bin(&self, r: &BRef) -> BVec {
         self.zb.slice(r.0.clone())
+    }
+
+    /// All binary outputs (when the batch had only one AND).
+    pub(crate) fn into_bin(self) -> BVec {
+        let BatchOut { za, mut zb } = self;
+        drop(za);
+        std::mem::take(&mut zb)
     }
 
     pub(crate) fn dot(&self, r: &DotRef) -> AVec {
@@ -239,14 +258,8 @@ impl Ctx {
         let Batch { mut ta, mut tb, alog, blog, .. } = batch;
         let na = ta.len();
         let nb = tb.len();
-        let alpha = self.core.prf.zero_arith(na);
-        for (t, a) in ta.iter_mut().zip(&alpha) {
-            *t = t.wrapping_add(*a);
-        }
-        let beta = self.core.prf.zero_xor(nb);
-        for (t, b) in tb.iter_mut().zip(&beta) {
-            *t ^= *b;
-        }
+        self.core.prf.mask_arith(&mut ta);
+        self.core.prf.mask_xor(&mut tb);
         #[cfg(test)]
         if let Some((s, e)) = self.core.attack {
             if s == self.step {
@@ -257,11 +270,18 @@ impl Ctx {
                 }
             }
         }
-        let mut msg = ta.clone();
+        let mut msg = Vec::with_capacity(na + nb);
+        msg.extend_from_slice(&ta);
         msg.extend_from_slice(&tb);
-        let (_, from_next) = self.exchange(msg, Vec::new(), 0, na + nb).await?;
-        let za = AVec { a: ta, b: from_next[..na].to_vec() };
-        let zb = BVec { a: tb, b: from_next[na..].to_vec() };
+        let (_, mut from_next) = self.exchange(msg, Vec::new(), 0, na + nb).await?;
+        let (za, zb) = if nb == 0 {
+            (AVec { a: ta, b: from_next }, BVec { a: tb, b: Vec::new() })
+        } else if na == 0 {
+            (AVec { a: ta, b: Vec::new() }, BVec { a: tb, b: from_next })
+        } else {
+            let rest = from_next.split_off(na);
+            (AVec { a: ta, b: from_next }, BVec { a: tb, b: rest })
+        };
         for (x, y, r) in alog {
             self.core.log.ax.extend(&x);
             self.core.log.ay.extend(&y);

@@ -122,6 +122,7 @@ pub(crate) struct PrfPair {
 
 impl PrfPair {
     /// Arithmetic zero sharing: `α_i = F(κ_i) − F(κ_{i+1})`, so `Σ α_i = 0`.
+    #[cfg(test)]
     pub(crate) fn zero_arith(&mut self, n: usize) -> Vec<u64> {
         let mut a = self.with_prev.words(n);
         let b = self.with_next.words(n);
@@ -131,7 +132,40 @@ impl PrfPair {
         a
     }
 
+    /// `t += α` elementwise for a fresh arithmetic zero sharing `α` (no allocation).
+    pub(crate) fn mask_arith(&mut self, t: &mut [u64]) {
+        let mut p = [0u64; 256];
+        let mut q = [0u64; 256];
+        for chunk in t.chunks_mut(256) {
+            let k = chunk.len();
+            self.with_prev.fill(&mut p[..k]);
+            self.with_next.fill(&mut q[..k]);
+            for ((x, a), b) in chunk.iter_mut().zip(&p).zip(&q) {
+                *x = x.wrapping_add(a.wrapping_sub(*b));
+            }
+        }
+        p.zeroize();
+        q.zeroize();
+    }
+
+    /// `t ⊕= α` for a fresh binary zero sharing `α` (no allocation).
+    pub(crate) fn mask_xor(&mut self, t: &mut [u64]) {
+        let mut p = [0u64; 256];
+        let mut q = [0u64; 256];
+        for chunk in t.chunks_mut(256) {
+            let k = chunk.len();
+            self.with_prev.fill(&mut p[..k]);
+            self.with_next.fill(&mut q[..k]);
+            for ((x, a), b) in chunk.iter_mut().zip(&p).zip(&q) {
+                *x ^= a ^ b;
+            }
+        }
+        p.zeroize();
+        q.zeroize();
+    }
+
     /// Binary zero sharing: `α_i = F(κ_i) ⊕ F(κ_{i+1})`.
+    #[cfg(test)]
     pub(crate) fn zero_xor(&mut self, n: usize) -> Vec<u64> {
         let mut a = self.with_prev.words(n);
         let b = self.with_next.words(n);

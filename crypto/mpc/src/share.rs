@@ -176,19 +176,6 @@ impl BVec {
         self.a.len()
     }
 
-    /// The sharing whose component `j` is `x_j` and the others zero (see [`AVec::component`]).
-    pub(crate) fn component(me: PartyId, j: usize, own_a: &[u64], own_b: &[u64]) -> Self {
-        let n = own_a.len();
-        let mut v = BVec::zeros(n);
-        if me.index() == j {
-            v.a.copy_from_slice(own_a);
-        }
-        if me.next().index() == j {
-            v.b.copy_from_slice(own_b);
-        }
-        v
-    }
-
     /// Words `range`.
     pub(crate) fn slice(&self, range: std::ops::Range<usize>) -> BVec {
         BVec { a: self.a[range.clone()].to_vec(), b: self.b[range].to_vec() }

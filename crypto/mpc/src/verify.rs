@@ -240,8 +240,16 @@ pub(crate) async fn verify_gates(ctx: &mut Ctx) -> Result<(), Error> {
 
     // 2. coins, fixed only after the gates and triples are
     let seed = ctx.coin_toss(b"verify").await?;
-    let sa = Side { triples: arith_triples, plan: plan(&permutation(&seed, &round, b"arith", ta), na, ba, ca, bka) };
-    let sb = Side { triples: bin_triples, plan: plan(&permutation(&seed, &round, b"binary", tb), nb, bb, cb, bkb) };
+    // Move the triples into their random order once (one random read each); from here
+    // on buckets are contiguous and every pass is sequential.
+    let shuffle = |t: Vec<Triple>, label: &[u8]| -> Vec<Triple> {
+        permutation(&seed, &round, label, t.len()).into_iter().map(|k| t[k]).collect()
+    };
+    let arith_triples = shuffle(arith_triples, b"arith");
+    let bin_triples = shuffle(bin_triples, b"binary");
+    let ident = |n: usize| (0..n).collect::<Vec<usize>>();
+    let sa = Side { triples: arith_triples, plan: plan(&ident(ta), na, ba, ca, bka) };
+    let sb = Side { triples: bin_triples, plan: plan(&ident(tb), nb, bb, cb, bkb) };
 
     // 3. one opening step: the cut triples, and ρ, σ of every check
     let mut oa = AVec { a: Vec::with_capacity(sa.open_len()), b: Vec::with_capacity(sa.open_len()) };

@@ -211,11 +211,11 @@ fn bench(c: &mut Criterion) {
     }
 }
 
-/// Verifiable mode: client proving time and server verification time per client, by L.
-fn verifiable(c: &mut Criterion) {
-    let mut g = c.benchmark_group("agg_verifiable");
-    g.sample_size(10);
-    for len in [16usize, 256, 4096] {
+/// Verifiable mode: client proving time, server verification time per client and the final
+/// opening check, by L (single timed runs: proofs at L = 4096 take seconds). Printed, not
+/// sampled by criterion.
+fn verifiable(_c: &mut Criterion) {
+    for len in [16usize, 256, 1024, 4096] {
         let keys: Vec<SealKeyPair> = (0..3).map(|_| SealKeyPair::generate()).collect();
         let params = RoundParams::new(len as u32, 16, 100, 3, 1)
             .unwrap()
@@ -230,36 +230,48 @@ fn verifiable(c: &mut Criterion) {
         .unwrap();
         let x = vec![12345u64; len];
         let start = Instant::now();
-        let msg = Client::new(&round, 0)
+        let first = Client::new(&round, 0)
             .encode(&x)
             .unwrap()
             .mask(&mut OsRng)
             .unwrap();
-        eprintln!(
-            "[verifiable L={len}: first client {:.1?} incl. generators; message {} bytes]",
-            start.elapsed(),
-            ClientMessage::encoded_len(&round)
+        let with_gens = start.elapsed();
+        let start = Instant::now();
+        let second = Client::new(&round, 1)
+            .encode(&x)
+            .unwrap()
+            .mask(&mut OsRng)
+            .unwrap();
+        let client = start.elapsed();
+        let mut server = ServerCollecting::new(&round);
+        let start = Instant::now();
+        server.accept(&first).unwrap();
+        let verify = start.elapsed();
+        server.accept(&second).unwrap();
+        let mut server = server.close().unwrap();
+        for i in [1u16, 2] {
+            let mut m = CommitteeMember::new(&round, i, &keys[i as usize - 1]).unwrap();
+            for msg in [&first, &second] {
+                m.accept_share(msg.client(), msg.sealed_share(i).unwrap())
+                    .unwrap();
+            }
+            server
+                .accept_member(&m.respond(server.present()).unwrap())
+                .unwrap();
+        }
+        let start = Instant::now();
+        let result = server.finish().unwrap();
+        let finish = start.elapsed();
+        assert_eq!(result.sum, vec![2 * 12345; len]);
+        println!(
+            "verifiable L={len}: client {client:.1?} (first, with generators: {with_gens:.1?}), \
+             server verify per client {verify:.1?}, finish (2 clients) {finish:.1?}, \
+             message {} bytes (masked {} entries, proof {} bytes)",
+            ClientMessage::encoded_len(&round),
+            round.params().masked_length(),
+            veilgrid_aggregation::verifiable::Attachment::proof_len(&round),
         );
-        g.bench_function(format!("client_L{len}"), |b| {
-            b.iter(|| {
-                black_box(
-                    Client::new(&round, 0)
-                        .encode(&x)
-                        .unwrap()
-                        .mask(&mut OsRng)
-                        .unwrap(),
-                )
-            })
-        });
-        g.bench_function(format!("server_accept_per_client_L{len}"), |b| {
-            b.iter(|| {
-                let mut s = ServerCollecting::new(&round);
-                s.accept(&msg).unwrap();
-                black_box(s)
-            })
-        });
     }
-    g.finish();
 }
 
 criterion_group!(benches, bench);

@@ -17,6 +17,9 @@ pub struct CommitteeMember<'r> {
     index: u16,
     keypair: &'r SealKeyPair,
     shares: BTreeMap<ClientId, SharePayload>,
+    /// Running sum of every accepted share, so that answering costs only the (few) clients that
+    /// were accepted here but are not in the declared set.
+    total: Seed,
 }
 
 impl core::fmt::Debug for CommitteeMember<'_> {
@@ -44,6 +47,7 @@ impl<'r> CommitteeMember<'r> {
             index,
             keypair,
             shares: BTreeMap::new(),
+            total: Seed::zero(round.params().ring().degree()),
         })
     }
 
@@ -72,6 +76,8 @@ impl<'r> CommitteeMember<'r> {
                 reason: "does not open under this member's key, round and client",
             })?;
         let payload = SharePayload::from_bytes(self.round, client, self.index, &opened)?;
+        self.total
+            .add_assign(&payload.share, self.round.params().ring());
         self.shares.insert(client, payload);
         Ok(())
     }
@@ -94,14 +100,26 @@ impl<'r> CommitteeMember<'r> {
                 need,
             });
         }
+        if declared
+            .clients()
+            .iter()
+            .any(|c| !self.shares.contains_key(c))
+        {
+            return Err(Error::DeclaredSet("no valid share for a declared client"));
+        }
+        // Σ over the declared set = running total − Σ over accepted clients not declared.
         let set = round.params().ring();
-        let mut sum = Seed::zero(set.degree());
-        for c in declared.clients() {
-            let share = self
-                .shares
-                .get(c)
-                .ok_or(Error::DeclaredSet("no valid share for a declared client"))?;
-            sum.add_assign(&share.share, set);
+        let (mp, mq) = (set.output_modulus(), set.noise_modulus());
+        let mut sum = self.total.clone();
+        for (c, share) in &self.shares {
+            if !declared.contains(*c) {
+                for (a, &b) in sum.p.iter_mut().zip(&share.share.p) {
+                    *a = mp.sub(*a, b);
+                }
+                for (a, &b) in sum.q.iter_mut().zip(&share.share.q) {
+                    *a = mq.sub(*a, b);
+                }
+            }
         }
         Ok(MemberMessage {
             round_digest: *round.digest(),

@@ -42,6 +42,7 @@ impl core::fmt::Debug for ServerCollecting<'_> {
 }
 
 const SNAPSHOT_TAG: &[u8; 4] = b"VGAZ";
+const AWAITING_TAG: &[u8; 4] = b"VGAW";
 
 impl<'r> ServerCollecting<'r> {
     /// An empty round.
@@ -317,6 +318,104 @@ impl<'r> ServerAwaitingMembers<'r> {
     /// Members that answered.
     pub fn members(&self) -> impl Iterator<Item = u16> + '_ {
         self.members.keys().copied()
+    }
+
+    /// Canonical snapshot of the state after the deadline (declared set, running sum, member
+    /// messages received so far), to survive a restart.
+    pub fn snapshot(&self) -> Vec<u8> {
+        let set = self.round.params().ring();
+        let mut w = Writer::default();
+        w.bytes(AWAITING_TAG);
+        w.u8(1);
+        w.bytes(self.round.digest());
+        w.var(&self.present.to_bytes());
+        w.packed(&self.acc, set.output_bits());
+        if let Some(acc) = &self.commitments {
+            for p in acc {
+                w.bytes(p.compress().as_bytes());
+            }
+        }
+        w.u16(self.members.len() as u16);
+        for (&member, share_sum) in &self.members {
+            let msg = MemberMessage {
+                round_digest: *self.round.digest(),
+                member,
+                set_digest: self.set_digest,
+                count: self.present.len() as u32,
+                share_sum: share_sum.clone(),
+            };
+            w.bytes(&msg.to_bytes(self.round));
+        }
+        w.0
+    }
+
+    /// Restores [`ServerAwaitingMembers::snapshot`].
+    pub fn restore(round: &'r Round, bytes: &[u8]) -> Result<Self, Error> {
+        let p = round.params();
+        let set = p.ring();
+        let present_max = 4 + 1 + 32 + 4 + 8 * p.max_clients() as usize;
+        let max = 4
+            + 1
+            + 32
+            + 4
+            + present_max
+            + crate::wire::packed_len(p.masked_length(), set.output_bits())
+            + 32 * p.length()
+            + 2
+            + p.committee() as usize * MemberMessage::encoded_len(round);
+        if bytes.len() > max {
+            return Err(Error::Malformed {
+                what: "server snapshot",
+                reason: "too long",
+            });
+        }
+        let mut r = Reader::new("server snapshot", bytes);
+        r.expect(AWAITING_TAG, "bad tag")?;
+        r.expect(&[1], "unknown version")?;
+        if &r.array::<32>()? != round.digest() {
+            return Err(Error::WrongRound);
+        }
+        let present = PresentSet::from_bytes(round, r.var(present_max)?)?;
+        let acc = r.packed(
+            p.masked_length(),
+            set.output_bits(),
+            set.output_modulus().value(),
+        )?;
+        let commitments = if p.is_verifiable() {
+            let mut v = Vec::with_capacity(p.length());
+            for _ in 0..p.length() {
+                v.push(CompressedRistretto(r.array::<32>()?).decompress().ok_or(
+                    Error::Malformed {
+                        what: "server snapshot",
+                        reason: "not a Ristretto point",
+                    },
+                )?);
+            }
+            Some(v)
+        } else {
+            None
+        };
+        let count = r.u16()?;
+        if count > p.committee() {
+            return Err(Error::Malformed {
+                what: "server snapshot",
+                reason: "more members than the committee",
+            });
+        }
+        let mut state = Self {
+            round,
+            acc,
+            set_digest: present.digest(),
+            present,
+            members: BTreeMap::new(),
+            commitments,
+        };
+        for _ in 0..count {
+            let msg = MemberMessage::from_bytes(round, r.take(MemberMessage::encoded_len(round))?)?;
+            state.accept_member(&msg)?;
+        }
+        r.finish()?;
+        Ok(state)
     }
 
     /// Accepts a member's share sum; refuses another round, a set other than the declared one,

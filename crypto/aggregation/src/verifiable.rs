@@ -8,6 +8,7 @@ use curve25519_dalek::scalar::Scalar;
 use curve25519_dalek::traits::{Identity, VartimeMultiscalarMul};
 use merlin::Transcript;
 use rand_core::{CryptoRng, OsRng, RngCore};
+use zeroize::Zeroize;
 
 use crate::error::Error;
 use crate::messages::ClientId;
@@ -150,6 +151,8 @@ pub(crate) fn prove<R: RngCore + CryptoRng>(
         rng,
     )
     .map_err(|_| Error::InvalidParams("range proof generation failed"))?;
+    all_blindings.zeroize();
+    all_values.zeroize();
     Ok((
         Attachment {
             commitments: commitments[..values.len()].to_vec(),

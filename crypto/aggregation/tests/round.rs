@@ -161,11 +161,17 @@ fn server_state_survives_a_restart() {
         server.accept(m).unwrap();
     }
     let mut server = server.close().unwrap();
-    for i in [1u16, 3] {
-        server
-            .accept_member(&member_answer(&s, i, &msgs, server.present()).unwrap())
-            .unwrap();
-    }
+    server
+        .accept_member(&member_answer(&s, 1, &msgs, server.present()).unwrap())
+        .unwrap();
+    // Restart again after the deadline, with one member message received.
+    let awaiting = server.snapshot();
+    drop(server);
+    let mut server = ServerAwaitingMembers::restore(&round, &awaiting).unwrap();
+    assert_eq!(server.members().collect::<Vec<_>>(), vec![1]);
+    server
+        .accept_member(&member_answer(&s, 3, &msgs, server.present()).unwrap())
+        .unwrap();
     assert_eq!(server.finish().unwrap().sum, plain_sum(&inputs));
     // A snapshot of another round is refused.
     let other = setup(RoundParams::new(64, 16, 10, 3, 1).unwrap(), 10);
@@ -173,4 +179,6 @@ fn server_state_survives_a_restart() {
         ServerCollecting::restore(&other.round, &snapshot).unwrap_err(),
         Error::WrongRound
     );
+    assert!(ServerAwaitingMembers::restore(&other.round, &awaiting).is_err());
+    assert!(ServerAwaitingMembers::restore(&round, &snapshot).is_err());
 }

@@ -1,2 +1,4 @@
-//! The `veilgrid` command-line program.
-fn main() {}
+//! The `veilgrid` command: a thin wrapper around [`veilgrid::cli`].
+fn main() -> std::process::ExitCode {
+    veilgrid::cli::main()
+}

@@ -1,1 +1,28 @@
-//! Being written.
+//! What every Veilgrid service shares.
+//!
+//! * [`identity`]: a provider's Ed25519 signing key and X25519 sealing key, kept
+//!   in its data directory with owner-only permissions;
+//! * [`provider`]: the `Provider` gRPC service every service implements through a
+//!   [`provider::Handler`]: dispatch by protocol id, size limits, deadlines,
+//!   capacity, signed receipts;
+//! * [`chunks`]: the framing of streamed completions (header, data chunks, receipt);
+//! * [`server`]: serving on a listener with `grpc.health.v1` and server reflection
+//!   until a shutdown token fires;
+//! * [`registration`]: register with the router under a lease, renew it, release it
+//!   on shutdown;
+//! * [`echo`]: the `veilgrid/echo/v1` and `veilgrid/echo/sealed/v1` protocols.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod chunks;
+pub mod clock;
+pub mod echo;
+mod error;
+pub mod identity;
+pub mod provider;
+pub mod registration;
+pub mod server;
+
+pub use error::KitError;
+pub use tokio_util::sync::CancellationToken as Shutdown;

@@ -1,1 +1,241 @@
-//! Being written.
+//! The Veilgrid grid router.
+//!
+//! It routes opaque completion bytes by protocol id to providers under lease, chosen
+//! by load, price and reputation, and never parses a payload: it depends on no
+//! crate that could read one (`veilgrid-fhe`, `veilgrid-aggregation`,
+//! `veilgrid-mpc`). Its state (leases, the promise ledger, receipts) lives in a
+//! [`store::Store`]; the embedded default is SQLite under the data directory.
+//!
+//! Start it with [`run`] on a bound listener (port 0 in tests) and a shutdown token.
+#![doc = include_str!("../docs/router.md")]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+mod error;
+mod forward;
+mod lease;
+pub mod rates;
+pub mod registry;
+pub mod select;
+mod service;
+pub mod store;
+
+use std::{
+    path::PathBuf,
+    sync::{Arc, RwLock, atomic::Ordering},
+    time::Duration,
+};
+
+pub use error::RouterError;
+use tokio::net::TcpListener;
+use tonic::service::RoutesBuilder;
+use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+use veilgrid_core::{protocol::ProtocolId, receipt::SignedReceipt};
+use veilgrid_kit::{Shutdown, clock::now_ms};
+use veilgrid_proto::grid::v1::router_server::RouterServer;
+
+use crate::{
+    rates::RateTable,
+    registry::Registry,
+    store::{SqliteStore, Store},
+};
+
+/// Sees every payload and completion the router forwards: a wiretap for tests
+/// (asserting the router cannot read sealed bytes) and for size accounting.
+pub type Observer = Arc<dyn Fn(&ProtocolId, &[u8]) + Send + Sync>;
+
+/// Settings of a router.
+#[derive(Clone)]
+pub struct RouterConfig {
+    /// Where the embedded store lives; `None` = in memory (lost on exit).
+    pub data_dir: Option<PathBuf>,
+    /// Largest payload of a unary `Complete`.
+    pub max_unary_payload: usize,
+    /// Largest payload (and completion) of a `CompleteStream`.
+    pub max_stream_payload: usize,
+    /// Deadline for requests that name none.
+    pub default_deadline: Duration,
+    /// Shortest and longest lease granted.
+    pub min_ttl: Duration,
+    /// See `min_ttl`.
+    pub max_ttl: Duration,
+    /// How often providers' `grpc.health.v1` is checked and expired leases swept.
+    pub health_interval: Duration,
+    /// The router's own currency (the numeraire of the rate table).
+    pub currency: String,
+    /// Optional wiretap, see [`Observer`].
+    pub observer: Option<Observer>,
+}
+
+impl Default for RouterConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: None,
+            max_unary_payload: 4 << 20,
+            max_stream_payload: 256 << 20,
+            default_deadline: Duration::from_secs(60),
+            min_ttl: Duration::from_millis(200),
+            max_ttl: Duration::from_secs(600),
+            health_interval: Duration::from_secs(2),
+            currency: "VG".into(),
+            observer: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for RouterConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RouterConfig")
+            .field("data_dir", &self.data_dir)
+            .field("max_unary_payload", &self.max_unary_payload)
+            .field("max_stream_payload", &self.max_stream_payload)
+            .field("default_deadline", &self.default_deadline)
+            .field("currency", &self.currency)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Shared state of a running router.
+pub struct State {
+    config: RouterConfig,
+    registry: Registry,
+    store: Box<dyn Store>,
+    rates: RwLock<RateTable>,
+}
+
+impl State {
+    /// Open the store, restore leases that are still alive and the ledger.
+    pub fn open(config: RouterConfig) -> Result<Arc<Self>, RouterError> {
+        let store: Box<dyn Store> = match &config.data_dir {
+            Some(dir) => Box::new(SqliteStore::open(dir)?),
+            None => Box::new(SqliteStore::in_memory()?),
+        };
+        let registry = Registry::default();
+        registry.load_tallies(store.tallies()?);
+        let now = now_ms();
+        for rec in store.leases()? {
+            match lease::restore(&rec, now) {
+                Some(e) => registry.insert(e),
+                None => store.remove_lease(&rec.provider_id)?,
+            }
+        }
+        let rates = RwLock::new(RateTable::new(&config.currency));
+        Ok(Arc::new(Self {
+            config,
+            registry,
+            store,
+            rates,
+        }))
+    }
+
+    fn message_limit(&self) -> usize {
+        self.config
+            .max_unary_payload
+            .max(veilgrid_kit::chunks::CHUNK_SIZE)
+            .saturating_mul(2)
+            .saturating_add(64 << 10)
+    }
+
+    fn record(
+        &self,
+        provider: &[u8; 32],
+        protocol: &ProtocolId,
+        kept: bool,
+        receipt: Option<&SignedReceipt>,
+    ) -> Result<(), RouterError> {
+        self.store
+            .record(provider, protocol, kept, now_ms(), receipt)?;
+        self.registry.count(provider, protocol, kept);
+        Ok(())
+    }
+
+    /// Install a new exchange-rate table (from the matching service).
+    pub fn set_rates(&self, table: RateTable) {
+        if let Ok(mut r) = self.rates.write() {
+            *r = table;
+        }
+    }
+
+    /// The store (receipts for auditors, diagnostics).
+    pub fn store(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+
+    /// The in-memory registry.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The tonic service for this state, with message limits that fit the
+    /// configured unary payload and one data frame of a stream.
+    pub fn service(self: &Arc<Self>) -> RouterServer<service::RouterService> {
+        let max = self.message_limit();
+        RouterServer::new(service::RouterService {
+            state: self.clone(),
+        })
+        .max_decoding_message_size(max)
+        .max_encoding_message_size(max)
+    }
+}
+
+/// Run a router on `listener` until `shutdown` fires.
+pub async fn run(
+    listener: TcpListener,
+    shutdown: Shutdown,
+    config: RouterConfig,
+) -> Result<(), RouterError> {
+    let state = State::open(config)?;
+    serve(listener, shutdown, state).await
+}
+
+/// Run a router over an already opened [`State`] (lets tests and `veilgrid up`
+/// keep a handle on it).
+pub async fn serve(
+    listener: TcpListener,
+    shutdown: Shutdown,
+    state: Arc<State>,
+) -> Result<(), RouterError> {
+    let upkeep = tokio::spawn(upkeep(state.clone(), shutdown.clone()));
+    let mut routes = RoutesBuilder::default();
+    routes.add_service(state.service());
+    let served = veilgrid_kit::server::serve(listener, shutdown.clone(), routes).await;
+    shutdown.cancel();
+    let _ = upkeep.await;
+    served.map_err(RouterError::from)
+}
+
+/// Sweep expired leases and check providers' health, every `health_interval`
+/// (sweeps run four times as often so expiry is prompt).
+async fn upkeep(state: Arc<State>, shutdown: Shutdown) {
+    let sweep_every = state.config.health_interval / 4;
+    let mut tick = 0u64;
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(sweep_every.max(Duration::from_millis(10))) => {}
+        }
+        for e in state.registry.expire(now_ms()) {
+            tracing::info!(provider = %hex::encode(&e.id[..8]), name = %e.info.name, "lease expired");
+            if let Err(err) = state.store.remove_lease(&e.id) {
+                tracing::warn!(error = %err, "removing an expired lease");
+            }
+        }
+        tick += 1;
+        if tick % 4 == 0 {
+            for e in state.registry.all() {
+                let timeout = state.config.health_interval.max(Duration::from_millis(200));
+                let mut client = HealthClient::new(e.channel.clone());
+                let mut req = tonic::Request::new(HealthCheckRequest {
+                    service: String::new(),
+                });
+                req.set_timeout(timeout);
+                let ok = matches!(
+                    tokio::time::timeout(timeout, client.check(req)).await,
+                    Ok(Ok(r)) if r.get_ref().status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+                );
+                e.serving.store(ok, Ordering::Relaxed);
+            }
+        }
+    }
+}

@@ -1,0 +1,50 @@
+use thiserror::Error;
+use tonic::{Code, Status};
+
+/// Errors of the service kit.
+#[derive(Debug, Error)]
+pub enum KitError {
+    /// A file in the data directory could not be read or written.
+    #[error("{what} at {path}: {source}")]
+    Io {
+        /// What was being accessed.
+        what: &'static str,
+        /// The path.
+        path: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Cryptographic material was malformed or did not verify.
+    #[error(transparent)]
+    Crypto(#[from] veilgrid_core::Error),
+    /// A remote call failed.
+    #[error("{what}: {status}")]
+    Remote {
+        /// What was being attempted.
+        what: &'static str,
+        /// The gRPC status returned.
+        status: Status,
+    },
+    /// A gRPC transport could not be set up.
+    #[error("{what}: {reason}")]
+    Transport {
+        /// What was being attempted.
+        what: &'static str,
+        /// Why it failed.
+        reason: String,
+    },
+}
+
+impl From<KitError> for Status {
+    fn from(e: KitError) -> Self {
+        match e {
+            KitError::Io { .. } => Status::internal(e.to_string()),
+            KitError::Crypto(c) => Status::invalid_argument(c.to_string()),
+            KitError::Remote { what, status } => {
+                Status::new(status.code(), format!("{what}: {}", status.message()))
+            }
+            KitError::Transport { .. } => Status::new(Code::Unavailable, e.to_string()),
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! Serving gRPC on a listener until shutdown, with `grpc.health.v1` and server
+//! reflection (v1) added to every service, so `grpcurl` and any language's
+//! generated client can discover and probe it.
+
+use futures::StreamExt;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::{service::RoutesBuilder, transport::Server};
+use tonic_health::ServingStatus;
+
+use crate::{KitError, Shutdown};
+
+/// Serve `routes` (plus health and reflection) on `listener` until `shutdown` fires.
+/// In-flight requests finish; new connections are refused once shutdown starts.
+pub async fn serve(
+    listener: TcpListener,
+    shutdown: Shutdown,
+    mut routes: RoutesBuilder,
+) -> Result<(), KitError> {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter
+        .set_service_status("", ServingStatus::Serving)
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(veilgrid_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| KitError::Transport {
+            what: "building the reflection service",
+            reason: e.to_string(),
+        })?;
+    routes.add_service(health).add_service(reflection);
+    // Disable Nagle: completions are small request/response pairs.
+    let incoming = TcpListenerStream::new(listener).map(|s| {
+        if let Ok(s) = &s {
+            let _ = s.set_nodelay(true);
+        }
+        s
+    });
+    let signal = {
+        let shutdown = shutdown.clone();
+        async move {
+            shutdown.cancelled().await;
+            reporter
+                .set_service_status("", ServingStatus::NotServing)
+                .await;
+        }
+    };
+    Server::builder()
+        .add_routes(routes.routes())
+        .serve_with_incoming_shutdown(incoming, signal)
+        .await
+        .map_err(|e| KitError::Transport {
+            what: "serving gRPC",
+            reason: e.to_string(),
+        })
+}

@@ -1,0 +1,116 @@
+//! Sending one request to one provider and judging the answer.
+//!
+//! A promise is **kept** when a completion arrives before the deadline with a
+//! receipt that names this provider, this protocol, this request and this
+//! completion, and whose Ed25519 signature verifies. It is **broken** when the
+//! provider fails (transport error, `UNAVAILABLE`, `INTERNAL`, ...), misses the
+//! deadline, or returns a receipt that does not hold. A provider refusing bad input
+//! (`INVALID_ARGUMENT`, `NOT_FOUND`, ...) keeps its promise: the fault is the caller's.
+
+use std::{sync::Arc, time::Instant};
+
+use tonic::{Code, Request, Status};
+use veilgrid_core::{protocol::ProtocolId, receipt::SignedReceipt};
+use veilgrid_kit::{chunks, provider::receipt_from_proto};
+use veilgrid_proto::grid::v1::{CompletionRequest, CompletionResponse};
+
+use crate::registry::Entry;
+
+/// How a call to a provider ended.
+pub(crate) enum Outcome {
+    /// A valid, signed completion.
+    Kept(CompletionResponse, SignedReceipt),
+    /// The caller's fault: pass the status on, count nothing.
+    Refused(Status),
+    /// The provider's fault: count a broken promise; retry if allowed.
+    Broken(Status),
+}
+
+/// Whether a status from a provider is the provider's fault.
+pub(crate) fn provider_fault(code: Code) -> bool {
+    matches!(
+        code,
+        Code::Unavailable
+            | Code::Internal
+            | Code::Unknown
+            | Code::DeadlineExceeded
+            | Code::DataLoss
+            | Code::Unimplemented
+            | Code::Cancelled
+    )
+}
+
+/// Call `entry` with `req` (streamed if `stream`), within `time_left`.
+pub(crate) async fn call(
+    entry: &Arc<Entry>,
+    protocol: &ProtocolId,
+    req: CompletionRequest,
+    stream: bool,
+    time_left: std::time::Duration,
+    max_message: usize,
+    max_completion: usize,
+) -> Outcome {
+    let _guard = entry.start();
+    let started = Instant::now();
+    let payload = req.payload.clone();
+    let mut client = entry.client(max_message);
+    let result = if stream {
+        let frames = chunks::request_frames(req);
+        let mut r = Request::new(futures::stream::iter(frames));
+        r.set_timeout(time_left);
+        match client.complete_stream(r).await {
+            Ok(resp) => chunks::collect_response(resp.into_inner(), max_completion).await,
+            Err(s) => Err(s),
+        }
+    } else {
+        let mut r = Request::new(req);
+        r.set_timeout(time_left);
+        client.complete(r).await.map(|r| r.into_inner())
+    };
+    let elapsed = started.elapsed();
+    match result {
+        Ok(resp) => {
+            entry.observe_latency(elapsed);
+            match judge(entry, protocol, &payload, &resp) {
+                Ok(receipt) => Outcome::Kept(resp, receipt),
+                Err(s) => Outcome::Broken(s),
+            }
+        }
+        Err(s) if elapsed >= time_left => Outcome::Broken(Status::deadline_exceeded(format!(
+            "provider {} did not complete before the deadline ({})",
+            hex::encode(&entry.id[..8]),
+            s.message()
+        ))),
+        Err(s) if provider_fault(s.code()) => {
+            entry.observe_latency(elapsed);
+            Outcome::Broken(s)
+        }
+        Err(s) => Outcome::Refused(s),
+    }
+}
+
+fn judge(
+    entry: &Entry,
+    protocol: &ProtocolId,
+    payload: &[u8],
+    resp: &CompletionResponse,
+) -> Result<SignedReceipt, Status> {
+    let fail = |why: String| {
+        Status::unavailable(format!(
+            "provider {} returned an invalid receipt: {why}",
+            hex::encode(&entry.id[..8])
+        ))
+    };
+    let proto = resp
+        .receipt
+        .as_ref()
+        .ok_or_else(|| fail("no receipt".into()))?;
+    let receipt = receipt_from_proto(proto).map_err(|e| fail(e.to_string()))?;
+    if receipt.receipt.provider_id != entry.id {
+        return Err(fail("signed by another provider id".into()));
+    }
+    receipt
+        .verify_for(protocol, payload, &resp.completion)
+        .map_err(|e| fail(e.to_string()))?;
+    Ok(receipt)
+}

@@ -1,0 +1,134 @@
+//! The `veilgrid` command line.
+
+mod complete;
+mod providers;
+mod serve;
+mod up;
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::{Parser, Subcommand};
+
+use crate::Error;
+
+/// Veilgrid: privacy-preserving computation behind one grid router.
+#[derive(Debug, Parser)]
+#[command(name = "veilgrid", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where a client command finds the router.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RouterArg {
+    /// The router's URL.
+    #[arg(long, env = "VEILGRID_ROUTER", default_value = crate::DEFAULT_ROUTER)]
+    pub router: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start the router and every service in one process on loopback (Ctrl-C stops).
+    Up(up::UpArgs),
+    /// Run one service alone and register it with a router.
+    Serve(serve::ServeArgs),
+    /// Run the end-to-end story against a grid (starts one in-process without --router).
+    Demo(DemoArgs),
+    /// List the providers a router knows, with load and reputation.
+    Providers(providers::ProvidersArgs),
+    /// Send raw bytes for completion under a protocol name (debugging).
+    Complete(complete::CompleteArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct DemoArgs {
+    /// A running router; without it the demo starts its own grid in-process.
+    #[arg(long, env = "VEILGRID_ROUTER")]
+    router: Option<String>,
+    /// Print a JSON summary instead of the story.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The data directory used when `--data-dir` is not given.
+pub fn default_data_dir() -> PathBuf {
+    std::env::var_os("VEILGRID_DATA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("veilgrid-data"))
+}
+
+/// Parse the arguments and run; the exit code is non-zero on any failure.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("VEILGRID_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<ExitCode, Error> {
+    match cli.command {
+        Command::Up(a) => up::run(a).await.map(|()| ExitCode::SUCCESS),
+        Command::Serve(a) => serve::run(a).await.map(|()| ExitCode::SUCCESS),
+        Command::Demo(a) => {
+            let report = crate::demo::run(a.router.as_deref(), !a.json).await?;
+            if a.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).unwrap_or_default()
+                );
+            }
+            Ok(if report.ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Providers(a) => providers::run(a).await.map(|()| ExitCode::SUCCESS),
+        Command::Complete(a) => complete::run(a).await.map(|()| ExitCode::SUCCESS),
+    }
+}
+
+/// Resolve when Ctrl-C or SIGTERM arrives.
+pub(crate) async fn interrupted() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,105 @@
+//! `veilgrid serve <service>`: one service alone.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use tokio::{io::AsyncReadExt, net::TcpListener};
+use veilgrid_kit::Shutdown;
+use veilgrid_router::{RouterConfig, State};
+
+use crate::{Error, grid};
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Service {
+    /// The grid router.
+    Router,
+    /// The echo provider (veilgrid/echo/v1 and veilgrid/echo/sealed/v1).
+    Echo,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct ServeArgs {
+    /// Which service.
+    service: Service,
+    /// Where to listen (default: the router's default address for the router,
+    /// any free loopback port for providers).
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// The router to register with (providers only).
+    #[arg(long, env = "VEILGRID_ROUTER", default_value = crate::DEFAULT_ROUTER)]
+    router: String,
+    /// The URL the router should use to reach this provider (default: http://<listen>).
+    #[arg(long)]
+    advertise: Option<String>,
+    /// Where state and identities are kept.
+    #[arg(long, env = "VEILGRID_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Lease length in seconds (providers only).
+    #[arg(long, default_value_t = 30)]
+    lease_ttl_secs: u64,
+    /// Stop when standard input closes (used by `veilgrid up --separate`).
+    #[arg(long, hide = true)]
+    stop_on_stdin_eof: bool,
+}
+
+pub(crate) async fn run(a: ServeArgs) -> Result<(), Error> {
+    let data_dir = a.data_dir.clone().unwrap_or_else(super::default_data_dir);
+    let shutdown = Shutdown::new();
+    {
+        let sd = shutdown.clone();
+        let stdin_watch = a.stop_on_stdin_eof;
+        tokio::spawn(async move {
+            if stdin_watch {
+                let mut buf = [0u8; 64];
+                let mut stdin = tokio::io::stdin();
+                tokio::select! {
+                    () = super::interrupted() => {}
+                    () = async { while matches!(stdin.read(&mut buf).await, Ok(n) if n > 0) {} } => {}
+                }
+            } else {
+                super::interrupted().await;
+            }
+            sd.cancel();
+        });
+    }
+    let bind = |addr: SocketAddr| async move {
+        TcpListener::bind(addr).await.map_err(|source| Error::Io {
+            path: addr.to_string(),
+            source,
+        })
+    };
+    match a.service {
+        Service::Router => {
+            let listen = a.listen.unwrap_or(
+                crate::DEFAULT_LISTEN
+                    .parse()
+                    .map_err(|_| Error::Service("bad default listen address".into()))?,
+            );
+            let listener = bind(listen).await?;
+            let state = State::open(RouterConfig {
+                data_dir: Some(data_dir.join("router")),
+                ..RouterConfig::default()
+            })?;
+            println!("router listening on http://{listen}");
+            veilgrid_router::serve(listener, shutdown, state).await?;
+        }
+        Service::Echo => {
+            let listener = bind(a.listen.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)))).await?;
+            let identity = grid::identity_for(Some(&data_dir), "echo")?;
+            let provider = grid::echo_provider(identity);
+            let (endpoint, tasks) = grid::serve_provider(
+                provider,
+                listener,
+                a.advertise,
+                &a.router,
+                Duration::from_secs(a.lease_ttl_secs),
+                shutdown,
+            )
+            .await?;
+            println!("echo provider at {endpoint}, registered with {}", a.router);
+            for t in tasks {
+                let _ = t.await;
+            }
+        }
+    }
+    Ok(())
+}

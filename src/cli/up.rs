@@ -1,0 +1,106 @@
+//! `veilgrid up`: the whole grid on one machine.
+
+use std::{net::SocketAddr, path::PathBuf, process::Stdio, time::Duration};
+
+use tokio::process::{Child, Command};
+
+use crate::{
+    Error,
+    grid::{self, GridOptions},
+};
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct UpArgs {
+    /// Where state (router store, provider identities) is kept.
+    #[arg(long, env = "VEILGRID_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Where the router listens.
+    #[arg(long, default_value = crate::DEFAULT_LISTEN)]
+    listen: SocketAddr,
+    /// Start each service as its own child process instead of in this one.
+    #[arg(long)]
+    separate: bool,
+}
+
+pub(crate) async fn run(a: UpArgs) -> Result<(), Error> {
+    let data_dir = a.data_dir.unwrap_or_else(super::default_data_dir);
+    if a.separate {
+        return run_separate(a.listen, data_dir).await;
+    }
+    let g = grid::start(GridOptions {
+        listen: a.listen,
+        data_dir: Some(data_dir.clone()),
+        ..GridOptions::default()
+    })
+    .await?;
+    println!("veilgrid is up: router at {}", g.router_url);
+    println!("  data directory: {}", data_dir.display());
+    println!("  services: router, echo (veilgrid/echo/v1, veilgrid/echo/sealed/v1)");
+    println!("  try: veilgrid demo --router {}", g.router_url);
+    println!("Ctrl-C to stop.");
+    super::interrupted().await;
+    println!("stopping: releasing leases...");
+    g.stop().await;
+    println!("stopped.");
+    Ok(())
+}
+
+/// Each service as a child process. Children get a pipe on standard input and
+/// stop cleanly (releasing their leases) when it closes, so they never outlive us.
+async fn run_separate(listen: SocketAddr, data_dir: PathBuf) -> Result<(), Error> {
+    let exe = std::env::current_exe().map_err(|source| Error::Io {
+        path: "current executable".into(),
+        source,
+    })?;
+    let router_url = format!("http://{listen}");
+    let spawn = |args: Vec<String>| -> Result<Child, Error> {
+        Command::new(&exe)
+            .args(&args)
+            .stdin(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|source| Error::Io {
+                path: exe.display().to_string(),
+                source,
+            })
+    };
+    let dd = data_dir.display().to_string();
+    let mut children = vec![spawn(vec![
+        "serve".into(),
+        "router".into(),
+        "--listen".into(),
+        listen.to_string(),
+        "--data-dir".into(),
+        dd.clone(),
+        "--stop-on-stdin-eof".into(),
+    ])?];
+    children.push(spawn(vec![
+        "serve".into(),
+        "echo".into(),
+        "--router".into(),
+        router_url.clone(),
+        "--data-dir".into(),
+        dd,
+        "--stop-on-stdin-eof".into(),
+    ])?);
+    println!("veilgrid is up (separate processes): router at {router_url}");
+    for c in &children {
+        println!("  child pid {}", c.id().unwrap_or(0));
+    }
+    println!("Ctrl-C to stop.");
+    super::interrupted().await;
+    println!("stopping children...");
+    for c in &mut children {
+        drop(c.stdin.take());
+    }
+    for mut c in children {
+        if tokio::time::timeout(Duration::from_secs(5), c.wait())
+            .await
+            .is_err()
+        {
+            let _ = c.kill().await;
+        }
+    }
+    println!("stopped.");
+    Ok(())
+}

@@ -55,6 +55,8 @@ def report(name, n, logq, sigma):
 if __name__ == "__main__":
     PN = 65537
     sigma = PN / math.sqrt(12)
+    report("R2048P32 (p=2^32-139263)", 2048, math.log2((2**32 - 139263) * PN), sigma)
+    report("R2048P40 (p=2^40-147455)", 2048, math.log2((2**40 - 147455) * PN), sigma)
     report("R2048P50 (p=2^50-16383)", 2048, math.log2((2**50 - 16383) * PN), sigma)
     report("R4096P61 (p=2^61-139263)", 4096, math.log2((2**61 - 139263) * PN), sigma)
     report("ref Kyber-512", 512, math.log2(3329), math.sqrt(1.5))

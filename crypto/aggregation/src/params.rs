@@ -7,6 +7,10 @@ use crate::modarith::Modulus;
 /// The LWR noise modulus `p'` (the Fermat prime `2^16 + 1`). The PRG works modulo `q = p·p'` and
 /// rounds to `p`: the rounding noise is uniform of width `p' = q/p`.
 pub const NOISE_PRIME: u64 = 65_537;
+/// Output modulus of [`RingSet::R2048P32`]: the largest prime below `2^32` that is `1 mod 2^13`.
+pub const P32: u64 = 4_294_828_033;
+/// Output modulus of [`RingSet::R2048P40`]: the largest prime below `2^40` that is `1 mod 2^13`.
+pub const P40: u64 = 1_099_511_480_321;
 /// Output modulus of [`RingSet::R2048P50`]: the largest prime below `2^50` that is `1 mod 2^13`.
 pub const P50: u64 = 1_125_899_906_826_241;
 /// Output modulus of [`RingSet::R4096P61`]: the largest prime below `2^61` that is `1 mod 2^13`.
@@ -24,6 +28,10 @@ pub const MAX_VERIFIABLE_LENGTH: u32 = 1 << 14;
 /// A named ring-LWR parameter set (see `docs/parameters.md` for the security analysis).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum RingSet {
+    /// `n = 2048`, `p ≈ 2^32`: the smallest messages, for narrow sums; core-SVP above 2^250.
+    R2048P32,
+    /// `n = 2048`, `p ≈ 2^40`: core-SVP ≈ 2^198 classical.
+    R2048P40,
     /// `n = 2048`, `p ≈ 2^50`, `q = p·65537`: primal/dual core-SVP ≈ 2^140 classical, 2^128 quantum.
     R2048P50,
     /// `n = 4096`, `p ≈ 2^61`, `q = p·65537`: core-SVP above 2^250; for wide entries or many clients.
@@ -32,12 +40,17 @@ pub enum RingSet {
 
 impl RingSet {
     /// All sets, smallest first.
-    pub const ALL: [RingSet; 2] = [RingSet::R2048P50, RingSet::R4096P61];
+    pub const ALL: [RingSet; 4] = [
+        RingSet::R2048P32,
+        RingSet::R2048P40,
+        RingSet::R2048P50,
+        RingSet::R4096P61,
+    ];
 
     /// Ring degree `n`.
     pub fn degree(self) -> usize {
         match self {
-            RingSet::R2048P50 => 2048,
+            RingSet::R2048P32 | RingSet::R2048P40 | RingSet::R2048P50 => 2048,
             RingSet::R4096P61 => 4096,
         }
     }
@@ -45,6 +58,8 @@ impl RingSet {
     /// Output modulus `p`.
     pub fn output_modulus(self) -> Modulus {
         match self {
+            RingSet::R2048P32 => Modulus::new(P32),
+            RingSet::R2048P40 => Modulus::new(P40),
             RingSet::R2048P50 => Modulus::new(P50),
             RingSet::R4096P61 => Modulus::new(P61),
         }
@@ -70,6 +85,8 @@ impl RingSet {
         match self {
             RingSet::R2048P50 => 1,
             RingSet::R4096P61 => 2,
+            RingSet::R2048P32 => 3,
+            RingSet::R2048P40 => 4,
         }
     }
 
@@ -78,6 +95,8 @@ impl RingSet {
         match code {
             1 => Ok(RingSet::R2048P50),
             2 => Ok(RingSet::R4096P61),
+            3 => Ok(RingSet::R2048P32),
+            4 => Ok(RingSet::R2048P40),
             _ => Err(Error::Malformed {
                 what: "round parameters",
                 reason: "unknown ring set",
@@ -340,6 +359,11 @@ mod tests {
         }
         assert!(Modulus::is_probable_prime(NOISE_PRIME));
         assert_eq!(RingSet::R2048P50.output_bits(), 50);
+        assert_eq!(RingSet::R2048P40.output_bits(), 40);
+        assert_eq!(RingSet::R2048P32.output_bits(), 32);
+        for set in RingSet::ALL {
+            assert_eq!(RingSet::from_code(set.code()).unwrap(), set);
+        }
         assert_eq!(RingSet::R4096P61.output_bits(), 61);
         assert_eq!(RingSet::R2048P50.noise_bits(), 17);
     }
@@ -352,6 +376,19 @@ mod tests {
         assert!(fits(RingSet::R2048P50, 1000, 30));
         assert!(!fits(RingSet::R2048P50, 1000, 31));
         assert_eq!(max_bits(RingSet::R2048P50, 1000), 30);
+        // The smallest set that holds the sum is chosen: 1000 × 16 bits needs 36 bits.
+        assert_eq!(
+            RoundParams::new(10, 16, 1000, 5, 2).unwrap().ring(),
+            RingSet::R2048P40
+        );
+        assert_eq!(
+            RoundParams::new(10, 12, 1000, 5, 2).unwrap().ring(),
+            RingSet::R2048P32
+        );
+        assert_eq!(
+            RoundParams::new(10, 30, 1000, 5, 2).unwrap().ring(),
+            RingSet::R2048P50
+        );
         let p = RoundParams::new(100, 31, 1000, 5, 2).unwrap();
         assert_eq!(p.ring(), RingSet::R4096P61);
         let err = RoundParams::new(100, 31, 1000, 5, 2)

@@ -238,11 +238,9 @@ fn encodings_round_trip_and_refuse_tampering() {
     assert_eq!(MemberMessage::from_bytes(&s.round, &ab).unwrap(), answer);
     // A masked value at or above p is not canonical.
     let mut big = bytes.clone();
-    let off = 4 + 1 + 32 + 8 + 4;
-    for b in &mut big[off..off + 6] {
-        *b = 0xff;
-    }
-    big[off + 6] |= 0x03;
+    let p = s.round.params().ring().output_modulus().value();
+    set_first_masked(&s.round, &mut big, p);
+    assert_eq!(first_masked(&s.round, &big), p);
     assert!(matches!(
         ClientMessage::from_bytes(&s.round, &big),
         Err(Error::Malformed { .. })

@@ -17,7 +17,7 @@ fn chi_square(counts: &[u64]) -> f64 {
 /// Histogram of the bytes of the packed masked vector (what travels on the wire).
 fn byte_histogram(round: &Round, msg: &ClientMessage) -> Vec<u64> {
     let bytes = msg.to_bytes(round);
-    let off = 4 + 1 + 32 + 8 + 4;
+    let off = MASKED_OFFSET;
     let len = msg.masked().len() * round.params().ring().output_bits() as usize / 8;
     let mut h = vec![0u64; 256];
     for &b in &bytes[off..off + len] {

@@ -31,16 +31,24 @@ fn sum_is_exact_for_a_thousand_clients() {
 
 #[test]
 fn sum_is_exact_at_full_capacity() {
-    // N = 7 clients of the widest entries R2048P50 holds, all at the maximum: the tightest case
-    // (Δ·(N·(2^B−1)+1) just below p), including the largest rounding error.
-    let bits = params::max_bits(RingSet::R2048P50, 7);
-    assert_eq!(bits, 44);
-    let p = RoundParams::new(4, bits, 7, 3, 1).unwrap();
-    assert_eq!(p.ring(), RingSet::R2048P50);
-    let s = setup(p, 2);
-    let inputs = vec![vec![(1u64 << bits) - 1; 4]; 7];
-    let msgs = client_messages(&s, &inputs, 0);
-    assert_eq!(run(&s, &msgs, &[1, 2]).unwrap().sum, plain_sum(&inputs));
+    // N = 7 clients of the widest entries each ring set holds, all at the maximum: the tightest
+    // case (Δ·(N·(2^B−1)+1) just below p), including the largest rounding error.
+    for (k, set) in RingSet::ALL.into_iter().enumerate() {
+        let bits = params::max_bits(set, 7);
+        assert!(!params::fits(set, 7, bits + 1));
+        let p = RoundParams::new(4, bits, 7, 3, 1)
+            .unwrap()
+            .with_ring(set)
+            .unwrap();
+        let s = setup(p, 20 + k as u8);
+        let inputs = vec![vec![(1u64 << bits) - 1; 4]; 7];
+        let msgs = client_messages(&s, &inputs, 0);
+        assert_eq!(
+            run(&s, &msgs, &[1, 2]).unwrap().sum,
+            plain_sum(&inputs),
+            "{set:?}"
+        );
+    }
 }
 
 #[test]

@@ -68,14 +68,8 @@ fn forged_round(delta: u64, tag: u8) -> Result<AggregateResult, Error> {
     let p = s.round.params().ring().output_modulus();
     let d = s.round.params().scale_bits();
     let mut bytes = msgs[2].to_bytes(&s.round);
-    let off = 4 + 1 + 32 + 8 + 4;
-    let mut first = [0u8; 8];
-    first[..7].copy_from_slice(&bytes[off..off + 7]);
-    let v = u64::from_le_bytes(first) & ((1 << 50) - 1);
-    let forged = p.add(v, delta << d).to_le_bytes();
-    // The first value occupies bits 0..50 of these 7 bytes; keep the neighbour's bits 50..56.
-    bytes[off..off + 6].copy_from_slice(&forged[..6]);
-    bytes[off + 6] = (bytes[off + 6] & !0x03) | (forged[6] & 0x03);
+    let v = first_masked(&s.round, &bytes);
+    set_first_masked(&s.round, &mut bytes, p.add(v, delta << d));
     msgs[2] = ClientMessage::from_bytes(&s.round, &bytes)?;
     // Its range proof still verifies (it proves the committed values): the server accepts it.
     run(&s, &msgs, &[1, 2])

@@ -95,3 +95,26 @@ pub(crate) fn run(
     }
     server.finish()
 }
+
+/// Offset of the packed masked vector in a client message.
+pub(crate) const MASKED_OFFSET: usize = 4 + 1 + 32 + 8 + 4;
+
+fn window(bytes: &[u8]) -> u128 {
+    let mut a = [0u8; 16];
+    a.copy_from_slice(&bytes[MASKED_OFFSET..MASKED_OFFSET + 16]);
+    u128::from_le_bytes(a)
+}
+
+/// The first packed masked value of an encoded client message.
+pub(crate) fn first_masked(round: &Round, bytes: &[u8]) -> u64 {
+    let w = round.params().ring().output_bits();
+    (window(bytes) & ((1u128 << w) - 1)) as u64
+}
+
+/// Overwrites the first packed masked value (any `w`-bit value, canonical or not).
+pub(crate) fn set_first_masked(round: &Round, bytes: &mut [u8], value: u64) {
+    let w = round.params().ring().output_bits();
+    let mask = (1u128 << w) - 1;
+    let new = (window(bytes) & !mask) | (value as u128 & mask);
+    bytes[MASKED_OFFSET..MASKED_OFFSET + 16].copy_from_slice(&new.to_le_bytes());
+}

@@ -78,7 +78,11 @@ fn tree_model(rng: &mut StdRng) -> Model {
 fn book(rng: &mut StdRng) -> OrderBook {
     let orders = (0..64)
         .map(|_| Order {
-            side: if rng.gen_bool(0.5) { Side::Buy } else { Side::Sell },
+            side: if rng.gen_bool(0.5) {
+                Side::Buy
+            } else {
+                Side::Sell
+            },
             limit: rng.gen_range(0..64),
             qty: rng.gen_range(1..1_000_000),
         })
@@ -117,8 +121,12 @@ fn bench_circuit<C: ConstraintSynthesizer<Fr> + Clone>(
         groth16::prove(&keys.proving_key, real.clone(), &mut rng).unwrap();
     }
     let per = t.elapsed().as_secs_f64() / f64::from(reps);
-    let vk_len = groth16::verifying_key_to_bytes(&keys.verifying_key).unwrap().len();
-    let pk_len = groth16::proving_key_to_bytes(&keys.proving_key).unwrap().len();
+    let vk_len = groth16::verifying_key_to_bytes(&keys.verifying_key)
+        .unwrap()
+        .len();
+    let pk_len = groth16::proving_key_to_bytes(&keys.proving_key)
+        .unwrap()
+        .len();
     println!(
         "CIRCUIT {name}: {constraints} constraints, prove {:.3} s, {:.0} constraints/s, vk {vk_len} B, pk {pk_len} B, proof 128 B",
         per,
@@ -131,7 +139,10 @@ fn benches(c: &mut Criterion) {
 
     // arkworks raw figure: 2^14 squarings
     let n = 1 << 14;
-    let sq = Squarings { n, x0: Fr::from(3u64) };
+    let sq = Squarings {
+        n,
+        x0: Fr::from(3u64),
+    };
     let mut v = sq.x0;
     for _ in 0..n {
         v = v * v;
@@ -143,19 +154,40 @@ fn benches(c: &mut Criterion) {
     let x: Vec<u64> = (0..30).map(|_| rng.gen_range(0..256)).collect();
     let real = InferenceCircuit::new(lm.clone(), PrivateInput::new(x, &mut rng)).unwrap();
     let public = real.public().to_field_elements();
-    bench_circuit(c, "inference_linear_30x8b", n_lin, InferenceCircuit::blank(lm.shape()).unwrap(), real, public);
+    bench_circuit(
+        c,
+        "inference_linear_30x8b",
+        n_lin,
+        InferenceCircuit::blank(lm.shape()).unwrap(),
+        real,
+        public,
+    );
 
     let tm = tree_model(&mut rng);
     let n_tree = inference::count_constraints(tm.shape()).unwrap();
     let x: Vec<u64> = (0..30).map(|_| rng.gen_range(0..256)).collect();
     let real = InferenceCircuit::new(tm.clone(), PrivateInput::new(x, &mut rng)).unwrap();
     let public = real.public().to_field_elements();
-    bench_circuit(c, "inference_trees_8xd4_30x8b", n_tree, InferenceCircuit::blank(tm.shape()).unwrap(), real, public);
+    bench_circuit(
+        c,
+        "inference_trees_8xd4_30x8b",
+        n_tree,
+        InferenceCircuit::blank(tm.shape()).unwrap(),
+        real,
+        public,
+    );
 
     let n_clear = clearing::count_constraints(BookShape::DEFAULT).unwrap();
     let (real, _) = ClearingCircuit::new(book(&mut rng)).unwrap();
     let public = real.public().to_field_elements();
-    bench_circuit(c, "clearing_64x64", n_clear, ClearingCircuit::blank(BookShape::DEFAULT).unwrap(), real, public);
+    bench_circuit(
+        c,
+        "clearing_64x64",
+        n_clear,
+        ClearingCircuit::blank(BookShape::DEFAULT).unwrap(),
+        real,
+        public,
+    );
 }
 
 criterion_group!(circuits, benches);

@@ -67,7 +67,10 @@ pub struct Keys {
 impl core::fmt::Debug for Keys {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Keys")
-            .field("verifying_key_id", &verifying_key_id(&self.verifying_key).to_hex())
+            .field(
+                "verifying_key_id",
+                &verifying_key_id(&self.verifying_key).to_hex(),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -96,7 +99,8 @@ where
     C: ConstraintSynthesizer<Fr>,
     R: RngCore + CryptoRng,
 {
-    ark_groth16::Groth16::<Bn254>::prove(pk, circuit, rng).map_err(|e| Error::Synthesis(e.to_string()))
+    ark_groth16::Groth16::<Bn254>::prove(pk, circuit, rng)
+        .map_err(|e| Error::Synthesis(e.to_string()))
 }
 
 /// Verifies `proof` for `public_inputs` (in the circuit's documented order).
@@ -131,10 +135,11 @@ pub fn verify_pinned(
 
 fn ser<T: CanonicalSerialize>(what: &'static str, v: &T) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(v.compressed_size());
-    v.serialize_compressed(&mut out).map_err(|e| Error::Decode {
-        what,
-        reason: e.to_string(),
-    })?;
+    v.serialize_compressed(&mut out)
+        .map_err(|e| Error::Decode {
+            what,
+            reason: e.to_string(),
+        })?;
     Ok(out)
 }
 
@@ -215,7 +220,7 @@ pub fn public_inputs_to_bytes(inputs: &[Fr]) -> Vec<u8> {
 
 /// Decodes public inputs (at most `max` of them; each canonical, `< p`).
 pub fn public_inputs_from_bytes(bytes: &[u8], max: usize) -> Result<Vec<Fr>> {
-    if bytes.len() % 32 != 0 {
+    if !bytes.len().is_multiple_of(32) {
         return Err(Error::Decode {
             what: "public inputs",
             reason: "length is not a multiple of 32".into(),

@@ -10,6 +10,6 @@ pub mod poseidon;
 pub use error::{Error, Result};
 pub mod clearing;
 pub mod gadgets;
-pub mod inference;
 pub mod groth16;
+pub mod inference;
 pub mod snarkjs;

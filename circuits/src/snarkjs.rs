@@ -96,7 +96,8 @@ pub fn export(vk: &VerifyingKey, proof: &Proof, public_inputs: &[Fr]) -> Result<
             "public input count does not match the verifying key",
         ));
     }
-    let pretty = |v: &Value| serde_json::to_string_pretty(v).map_err(|e| Error::Export(e.to_string()));
+    let pretty =
+        |v: &Value| serde_json::to_string_pretty(v).map_err(|e| Error::Export(e.to_string()));
     Ok(SnarkjsExport {
         verification_key: pretty(&verification_key_json(vk))?,
         proof: pretty(&proof_json(proof))?,
@@ -113,7 +114,8 @@ impl SnarkjsExport {
             ("proof.json", &self.proof),
             ("public.json", &self.public),
         ] {
-            std::fs::write(dir.join(name), body).map_err(|e| Error::Export(format!("{name}: {e}")))?;
+            std::fs::write(dir.join(name), body)
+                .map_err(|e| Error::Export(format!("{name}: {e}")))?;
         }
         Ok(())
     }

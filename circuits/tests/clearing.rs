@@ -23,7 +23,11 @@ fn book(shape: BookShape, orders: Vec<Order>, seed: u64) -> OrderBook {
 fn random_orders(rng: &mut impl Rng, n: usize, levels: usize, max_qty: u32) -> Vec<Order> {
     (0..n)
         .map(|_| Order {
-            side: if rng.gen_bool(0.5) { Side::Buy } else { Side::Sell },
+            side: if rng.gen_bool(0.5) {
+                Side::Buy
+            } else {
+                Side::Sell
+            },
             limit: rng.gen_range(0..levels) as u8,
             qty: rng.gen_range(1..=max_qty),
         })
@@ -38,13 +42,28 @@ fn check_book(b: OrderBook) {
     assert_eq!(public.volume, expected.volume);
     assert_eq!(public.level, expected.level.unwrap_or(0) as u64);
     assert_eq!(fills, expected.fills);
-    assert!(is_satisfied(circuit).unwrap(), "honest clearing must satisfy");
+    assert!(
+        is_satisfied(circuit).unwrap(),
+        "honest clearing must satisfy"
+    );
 
     let lies = [
-        ClearingPublic { volume: public.volume + 1, ..public },
-        ClearingPublic { level: (public.level + 1) % b.shape().levels as u64, ..public },
-        ClearingPublic { fills_commitment: public.fills_commitment + Fr::from(1u64), ..public },
-        ClearingPublic { book_commitment: public.book_commitment + Fr::from(1u64), ..public },
+        ClearingPublic {
+            volume: public.volume + 1,
+            ..public
+        },
+        ClearingPublic {
+            level: (public.level + 1) % b.shape().levels as u64,
+            ..public
+        },
+        ClearingPublic {
+            fills_commitment: public.fills_commitment + Fr::from(1u64),
+            ..public
+        },
+        ClearingPublic {
+            book_commitment: public.book_commitment + Fr::from(1u64),
+            ..public
+        },
     ];
     for lie in lies {
         let c = ClearingCircuit::with_claim(b.clone(), expected.argmax, lie);
@@ -74,16 +93,36 @@ fn random_small_books_match_the_rule() {
 fn ties_and_no_trade() {
     // equal volume on several levels, tie broken by |D - S| then lowest level
     let tie = vec![
-        Order { side: Side::Buy, limit: 5, qty: 10 },
-        Order { side: Side::Sell, limit: 1, qty: 10 },
-        Order { side: Side::Buy, limit: 2, qty: 3 },
+        Order {
+            side: Side::Buy,
+            limit: 5,
+            qty: 10,
+        },
+        Order {
+            side: Side::Sell,
+            limit: 1,
+            qty: 10,
+        },
+        Order {
+            side: Side::Buy,
+            limit: 2,
+            qty: 3,
+        },
     ];
     assert_eq!(clear(8, &tie).level, Some(3));
     check_book(book(SMALL, tie, 1));
     // no crossing: V = 0, public level 0, all fills 0
     let none = vec![
-        Order { side: Side::Buy, limit: 2, qty: 5 },
-        Order { side: Side::Sell, limit: 6, qty: 5 },
+        Order {
+            side: Side::Buy,
+            limit: 2,
+            qty: 5,
+        },
+        Order {
+            side: Side::Sell,
+            limit: 6,
+            qty: 5,
+        },
     ];
     let b = book(SMALL, none, 2);
     let (c, fills) = ClearingCircuit::new(b.clone()).unwrap();
@@ -91,13 +130,37 @@ fn ties_and_no_trade() {
     assert_eq!(fills, vec![0, 0]);
     assert!(is_satisfied(c).unwrap());
     // one side empty
-    check_book(book(SMALL, vec![Order { side: Side::Buy, limit: 7, qty: 9 }], 3));
+    check_book(book(
+        SMALL,
+        vec![Order {
+            side: Side::Buy,
+            limit: 7,
+            qty: 9,
+        }],
+        3,
+    ));
     // all orders at one level, partial fills in submission order
     let one_level = vec![
-        Order { side: Side::Buy, limit: 4, qty: 6 },
-        Order { side: Side::Sell, limit: 4, qty: 4 },
-        Order { side: Side::Buy, limit: 4, qty: 6 },
-        Order { side: Side::Sell, limit: 4, qty: 5 },
+        Order {
+            side: Side::Buy,
+            limit: 4,
+            qty: 6,
+        },
+        Order {
+            side: Side::Sell,
+            limit: 4,
+            qty: 4,
+        },
+        Order {
+            side: Side::Buy,
+            limit: 4,
+            qty: 6,
+        },
+        Order {
+            side: Side::Sell,
+            limit: 4,
+            qty: 5,
+        },
     ];
     let (c, fills) = ClearingCircuit::new(book(SMALL, one_level.clone(), 4)).unwrap();
     assert_eq!(c.public().volume, 9);
@@ -108,9 +171,21 @@ fn ties_and_no_trade() {
 #[test]
 fn maximal_quantities_do_not_overflow() {
     let orders = vec![
-        Order { side: Side::Buy, limit: 7, qty: u32::MAX },
-        Order { side: Side::Buy, limit: 7, qty: u32::MAX },
-        Order { side: Side::Sell, limit: 0, qty: u32::MAX },
+        Order {
+            side: Side::Buy,
+            limit: 7,
+            qty: u32::MAX,
+        },
+        Order {
+            side: Side::Buy,
+            limit: 7,
+            qty: u32::MAX,
+        },
+        Order {
+            side: Side::Sell,
+            limit: 0,
+            qty: u32::MAX,
+        },
     ];
     check_book(book(SMALL, orders, 5));
 }
@@ -129,19 +204,56 @@ fn a_book_with_a_changed_order_does_not_open_the_commitment() {
 
 #[test]
 fn invalid_books_are_refused() {
-    let bad_level = vec![Order { side: Side::Buy, limit: 8, qty: 1 }];
+    let bad_level = vec![Order {
+        side: Side::Buy,
+        limit: 8,
+        qty: 1,
+    }];
     assert!(OrderBook::new(SMALL, bad_level, Fr::from(0u64), Fr::from(0u64)).is_err());
-    let zero_qty = vec![Order { side: Side::Buy, limit: 1, qty: 0 }];
+    let zero_qty = vec![Order {
+        side: Side::Buy,
+        limit: 1,
+        qty: 0,
+    }];
     assert!(OrderBook::new(SMALL, zero_qty, Fr::from(0u64), Fr::from(0u64)).is_err());
-    let too_many = vec![Order { side: Side::Buy, limit: 1, qty: 1 }; 9];
+    let too_many = vec![
+        Order {
+            side: Side::Buy,
+            limit: 1,
+            qty: 1
+        };
+        9
+    ];
     assert!(OrderBook::new(SMALL, too_many, Fr::from(0u64), Fr::from(0u64)).is_err());
-    assert!(BookShape { max_orders: 65, levels: 8 }.validate().is_err());
-    assert!(BookShape { max_orders: 8, levels: 1 }.validate().is_err());
+    assert!(
+        BookShape {
+            max_orders: 65,
+            levels: 8
+        }
+        .validate()
+        .is_err()
+    );
+    assert!(
+        BookShape {
+            max_orders: 8,
+            levels: 1
+        }
+        .validate()
+        .is_err()
+    );
 }
 
 #[test]
 fn book_debug_hides_orders() {
-    let b = book(SMALL, vec![Order { side: Side::Buy, limit: 3, qty: 4242 }], 7);
+    let b = book(
+        SMALL,
+        vec![Order {
+            side: Side::Buy,
+            limit: 3,
+            qty: 4242,
+        }],
+        7,
+    );
     assert!(!format!("{b:?}").contains("4242"));
 }
 

@@ -28,7 +28,9 @@ pub(crate) fn small_trees() -> Model {
     let mk = |seed: u32| Tree {
         features: (0..7).map(|i| (i * 3 + seed) % 5).collect(),
         thresholds: (0..7).map(|i| (i * 5 + seed * 3) % 17).collect(),
-        leaves: (0..8).map(|i| (i64::from(seed) * 37 + i * 101) % 400 - 200).collect(),
+        leaves: (0..8)
+            .map(|i| (i64::from(seed) * 37 + i * 101) % 400 - 200)
+            .collect(),
     };
     Model {
         n_features: 5,

@@ -4,11 +4,11 @@
 mod common;
 
 use common::{small_linear, small_trees, test_rng};
+use veilgrid_circuits::Error;
 use veilgrid_circuits::clearing::{BookShape, ClearingCircuit, Order, OrderBook, Side};
 use veilgrid_circuits::field::Fr;
 use veilgrid_circuits::groth16::{self, VerifyingKeyId};
 use veilgrid_circuits::inference::{InferenceCircuit, PrivateInput};
-use veilgrid_circuits::Error;
 
 #[test]
 fn inference_proof_verifies_and_lies_do_not() {
@@ -37,17 +37,33 @@ fn tree_and_clearing_proofs_verify() {
     let mut rng = test_rng(21);
     let model = small_trees();
     let keys = groth16::setup(InferenceCircuit::blank(model.shape()).unwrap(), &mut rng).unwrap();
-    let circuit = InferenceCircuit::new(model, PrivateInput::new(vec![1, 5, 9, 13, 15], &mut rng)).unwrap();
+    let circuit =
+        InferenceCircuit::new(model, PrivateInput::new(vec![1, 5, 9, 13, 15], &mut rng)).unwrap();
     let public = circuit.public().to_field_elements();
     let proof = groth16::prove(&keys.proving_key, circuit, &mut rng).unwrap();
     groth16::verify(&keys.verifying_key, &public, &proof).unwrap();
 
-    let shape = BookShape { max_orders: 4, levels: 4 };
+    let shape = BookShape {
+        max_orders: 4,
+        levels: 4,
+    };
     let keys = groth16::setup(ClearingCircuit::blank(shape).unwrap(), &mut rng).unwrap();
     let orders = vec![
-        Order { side: Side::Buy, limit: 3, qty: 7 },
-        Order { side: Side::Sell, limit: 1, qty: 5 },
-        Order { side: Side::Sell, limit: 2, qty: 4 },
+        Order {
+            side: Side::Buy,
+            limit: 3,
+            qty: 7,
+        },
+        Order {
+            side: Side::Sell,
+            limit: 1,
+            qty: 5,
+        },
+        Order {
+            side: Side::Sell,
+            limit: 2,
+            qty: 4,
+        },
     ];
     let book = OrderBook::with_random_blindings(shape, orders, &mut rng).unwrap();
     let (circuit, fills) = ClearingCircuit::new(book).unwrap();
@@ -82,7 +98,8 @@ fn keys_and_proofs_roundtrip_and_hostile_bytes_fail() {
     let model = small_linear();
     let mut rng = test_rng(23);
     let keys = groth16::setup(InferenceCircuit::blank(model.shape()).unwrap(), &mut rng).unwrap();
-    let circuit = InferenceCircuit::new(model, PrivateInput::new(vec![1, 2, 3, 4], &mut rng)).unwrap();
+    let circuit =
+        InferenceCircuit::new(model, PrivateInput::new(vec![1, 2, 3, 4], &mut rng)).unwrap();
     let public = circuit.public().to_field_elements();
     let proof = groth16::prove(&keys.proving_key, circuit, &mut rng).unwrap();
 
@@ -102,7 +119,11 @@ fn keys_and_proofs_roundtrip_and_hostile_bytes_fail() {
     ));
 
     // a different setup gives a different id; pinned verification refuses it
-    let other = groth16::setup(InferenceCircuit::blank(small_linear().shape()).unwrap(), &mut rng).unwrap();
+    let other = groth16::setup(
+        InferenceCircuit::blank(small_linear().shape()).unwrap(),
+        &mut rng,
+    )
+    .unwrap();
     let other_id = groth16::verifying_key_id(&other.verifying_key);
     assert_ne!(other_id, id);
     groth16::verify_pinned(&id, &vk2, &public, &proof).unwrap();

@@ -35,7 +35,10 @@ fn check_model_on_random_inputs(model: &Model, rounds: usize, seed: u64) {
         let lie = InferenceCircuit::with_claim(model.clone(), input, wrong);
         assert!(!is_satisfied(lie).unwrap(), "wrong class must not satisfy");
     }
-    assert!(seen[0] > 0 && seen[1] > 0, "test inputs must reach both classes: {seen:?}");
+    assert!(
+        seen[0] > 0 && seen[1] > 0,
+        "test inputs must reach both classes: {seen:?}"
+    );
 }
 
 #[test]
@@ -82,7 +85,9 @@ fn another_model_under_the_published_hash_is_rejected() {
     let model = small_linear();
     let mut rng = test_rng(4);
     let input = PrivateInput::new(vec![1, 2, 3, 4], &mut rng);
-    let honest = InferenceCircuit::new(model.clone(), input.clone()).unwrap().public();
+    let honest = InferenceCircuit::new(model.clone(), input.clone())
+        .unwrap()
+        .public();
     let mut other = model.clone();
     if let ModelKind::Linear(m) = &mut other.kind {
         m.bias += 1;
@@ -96,7 +101,9 @@ fn another_input_under_the_commitment_is_rejected() {
     let model = small_trees();
     let mut rng = test_rng(5);
     let input = PrivateInput::new(vec![1, 2, 3, 4, 5], &mut rng);
-    let honest = InferenceCircuit::new(model.clone(), input.clone()).unwrap().public();
+    let honest = InferenceCircuit::new(model.clone(), input.clone())
+        .unwrap()
+        .public();
     let mut changed = input.clone();
     changed.features[0] = 9;
     let public = InferencePublic {
@@ -131,11 +138,17 @@ fn commitment_hides_with_blinding_and_binds_features() {
     let b = PrivateInput::new(vec![1, 2, 3, 4], &mut rng);
     let ca = commit_input(&a, 8).unwrap();
     let cb = commit_input(&b, 8).unwrap();
-    assert_ne!(ca, cb, "same features, fresh blinding: unlinkable commitments");
+    assert_ne!(
+        ca, cb,
+        "same features, fresh blinding: unlinkable commitments"
+    );
     let mut c = a.clone();
     c.features[3] = 5;
     assert_ne!(commit_input(&c, 8).unwrap(), ca);
-    assert!(!format!("{a:?}").contains('2'), "Debug must not print the features");
+    assert!(
+        !format!("{a:?}").contains('2'),
+        "Debug must not print the features"
+    );
 }
 
 #[test]

@@ -16,7 +16,8 @@ fn inference_export(tamper_public: bool) -> SnarkjsExport {
     let model = small_linear();
     let mut rng = test_rng(30);
     let keys = groth16::setup(InferenceCircuit::blank(model.shape()).unwrap(), &mut rng).unwrap();
-    let circuit = InferenceCircuit::new(model, PrivateInput::new(vec![9, 8, 7, 6], &mut rng)).unwrap();
+    let circuit =
+        InferenceCircuit::new(model, PrivateInput::new(vec![9, 8, 7, 6], &mut rng)).unwrap();
     let mut public = circuit.public().to_field_elements();
     let proof = groth16::prove(&keys.proving_key, circuit, &mut rng).unwrap();
     if tamper_public {
@@ -27,11 +28,22 @@ fn inference_export(tamper_public: bool) -> SnarkjsExport {
 
 fn clearing_export() -> SnarkjsExport {
     let mut rng = test_rng(31);
-    let shape = BookShape { max_orders: 4, levels: 4 };
+    let shape = BookShape {
+        max_orders: 4,
+        levels: 4,
+    };
     let keys = groth16::setup(ClearingCircuit::blank(shape).unwrap(), &mut rng).unwrap();
     let orders = vec![
-        Order { side: Side::Sell, limit: 0, qty: 3 },
-        Order { side: Side::Buy, limit: 2, qty: 2 },
+        Order {
+            side: Side::Sell,
+            limit: 0,
+            qty: 3,
+        },
+        Order {
+            side: Side::Buy,
+            limit: 2,
+            qty: 2,
+        },
     ];
     let book = OrderBook::with_random_blindings(shape, orders, &mut rng).unwrap();
     let (circuit, _) = ClearingCircuit::new(book).unwrap();
@@ -79,16 +91,23 @@ fn snarkjs_verify(e: &SnarkjsExport) -> (bool, String) {
 }
 
 #[test]
-#[cfg_attr(not(snarkjs_installed), ignore = "run `npm ci` in circuits/snarkjs-check first")]
+#[cfg_attr(
+    not(snarkjs_installed),
+    ignore = "run `npm ci` in circuits/snarkjs-check first"
+)]
 fn snarkjs_accepts_inference_and_clearing_proofs() {
     let (ok, text) = snarkjs_verify(&inference_export(false));
+    eprintln!("snarkjs on the inference proof: {}", text.trim());
     assert!(ok, "snarkjs rejected the inference proof: {text}");
     let (ok, text) = snarkjs_verify(&clearing_export());
     assert!(ok, "snarkjs rejected the clearing proof: {text}");
 }
 
 #[test]
-#[cfg_attr(not(snarkjs_installed), ignore = "run `npm ci` in circuits/snarkjs-check first")]
+#[cfg_attr(
+    not(snarkjs_installed),
+    ignore = "run `npm ci` in circuits/snarkjs-check first"
+)]
 fn snarkjs_rejects_a_wrong_public_input() {
     let (ok, text) = snarkjs_verify(&inference_export(true));
     assert!(!ok, "snarkjs accepted a wrong public input: {text}");

@@ -107,12 +107,21 @@ pub struct FillsCommitment(pub Fr);
 
 impl OrderBook {
     /// A book of `orders` (in submission order) with explicit blindings.
-    pub fn new(shape: BookShape, orders: Vec<Order>, blinding: Fr, fills_blinding: Fr) -> Result<Self> {
+    pub fn new(
+        shape: BookShape,
+        orders: Vec<Order>,
+        blinding: Fr,
+        fills_blinding: Fr,
+    ) -> Result<Self> {
         shape.validate()?;
         if orders.len() > shape.max_orders {
             return Err(Error::invalid(
                 "order book",
-                format!("{} orders, the circuit has {} slots", orders.len(), shape.max_orders),
+                format!(
+                    "{} orders, the circuit has {} slots",
+                    orders.len(),
+                    shape.max_orders
+                ),
             ));
         }
         for o in &orders {
@@ -195,7 +204,10 @@ impl OrderBook {
                 .ok_or_else(|| Error::invalid("order book", "field out of range"))?,
         );
         elems.push(self.blinding);
-        Ok(BookCommitment(poseidon::hash(Domain::BookCommitment, &elems)))
+        Ok(BookCommitment(poseidon::hash(
+            Domain::BookCommitment,
+            &elems,
+        )))
     }
 
     /// The commitment to `fills` (one per slot; missing slots are 0).
@@ -203,13 +215,19 @@ impl OrderBook {
         if fills.len() > self.shape.max_orders {
             return Err(Error::invalid("fills", "more fills than slots"));
         }
-        let mut fields: Vec<(u128, usize)> = fills.iter().map(|&f| (u128::from(f), MAX_QTY_BITS)).collect();
+        let mut fields: Vec<(u128, usize)> = fills
+            .iter()
+            .map(|&f| (u128::from(f), MAX_QTY_BITS))
+            .collect();
         fields.resize(self.shape.max_orders, (0, MAX_QTY_BITS));
         let mut elems = vec![self.shape.descriptor()];
         elems.extend(
             pack::pack_native(&fields).ok_or_else(|| Error::invalid("fills", "fill >= 2^32"))?,
         );
         elems.push(self.fills_blinding);
-        Ok(FillsCommitment(poseidon::hash(Domain::FillsCommitment, &elems)))
+        Ok(FillsCommitment(poseidon::hash(
+            Domain::FillsCommitment,
+            &elems,
+        )))
     }
 }

@@ -112,7 +112,9 @@ impl ClearingCircuit {
 impl ConstraintSynthesizer<Fr> for ClearingCircuit {
     fn generate_constraints(self, cs: ConstraintSystemRef<Fr>) -> ark_relations::gr1cs::Result<()> {
         let shape = self.book.shape();
-        shape.validate().map_err(|_| SynthesisError::Unsatisfiable)?;
+        shape
+            .validate()
+            .map_err(|_| SynthesisError::Unsatisfiable)?;
         let n = shape.max_orders;
         let p = shape.levels;
         let lb = shape.level_bits();
@@ -152,7 +154,8 @@ impl ConstraintSynthesizer<Fr> for ClearingCircuit {
         let mut hist = vec![FrVar::zero(); 2 * p];
         for i in 0..n {
             let m_i = &limit[i] + FrVar::from(side[i].clone()) * Fr::from(p as u64);
-            let target = usize::from(slots[i].limit) + if slots[i].side == Side::Buy { p } else { 0 };
+            let target =
+                usize::from(slots[i].limit) + if slots[i].side == Side::Buy { p } else { 0 };
             let mut sum = FrVar::zero();
             let mut weighted = FrVar::zero();
             for (m, h) in hist.iter_mut().enumerate() {

@@ -85,10 +85,18 @@ mod tests {
     fn issue_test_vector() {
         let mut orders = Vec::new();
         for i in 0..500u32 {
-            orders.push(Order { side: Side::Buy, limit: (i % 64) as u8, qty: (i + 1) % 97 + 1 });
+            orders.push(Order {
+                side: Side::Buy,
+                limit: (i % 64) as u8,
+                qty: (i + 1) % 97 + 1,
+            });
         }
         for i in 0..500u32 {
-            orders.push(Order { side: Side::Sell, limit: ((i + 5) % 64) as u8, qty: (i + 3) % 89 + 1 });
+            orders.push(Order {
+                side: Side::Sell,
+                limit: ((i + 5) % 64) as u8,
+                qty: (i + 3) % 89 + 1,
+            });
         }
         let c = clear(64, &orders);
         assert_eq!(c.level, Some(33));
@@ -104,8 +112,16 @@ mod tests {
     #[test]
     fn no_trade_reveals_nothing() {
         let orders = [
-            Order { side: Side::Buy, limit: 2, qty: 5 },
-            Order { side: Side::Sell, limit: 3, qty: 5 },
+            Order {
+                side: Side::Buy,
+                limit: 2,
+                qty: 5,
+            },
+            Order {
+                side: Side::Sell,
+                limit: 3,
+                qty: 5,
+            },
         ];
         let c = clear(8, &orders);
         assert_eq!(c.level, None);
@@ -117,15 +133,35 @@ mod tests {
     fn ties_go_to_smallest_imbalance_then_lowest_level() {
         // buy 10 @ limit 5, sell 10 @ limit 1: V = 10 on levels 1..=5, |D-S| = 0 everywhere
         let orders = [
-            Order { side: Side::Buy, limit: 5, qty: 10 },
-            Order { side: Side::Sell, limit: 1, qty: 10 },
+            Order {
+                side: Side::Buy,
+                limit: 5,
+                qty: 10,
+            },
+            Order {
+                side: Side::Sell,
+                limit: 1,
+                qty: 10,
+            },
         ];
         assert_eq!(clear(8, &orders).level, Some(1));
         // an extra sell at level 4 makes |D-S| larger from level 4 on, still lowest is 1
         let orders = [
-            Order { side: Side::Buy, limit: 5, qty: 10 },
-            Order { side: Side::Sell, limit: 1, qty: 10 },
-            Order { side: Side::Buy, limit: 2, qty: 3 },
+            Order {
+                side: Side::Buy,
+                limit: 5,
+                qty: 10,
+            },
+            Order {
+                side: Side::Sell,
+                limit: 1,
+                qty: 10,
+            },
+            Order {
+                side: Side::Buy,
+                limit: 2,
+                qty: 3,
+            },
         ];
         // D(1)=13, D(2)=13, D(3)=10; S=10 for k>=1: V=10 everywhere on 1..=5; |D-S| is 3,3,0,0,0
         assert_eq!(clear(8, &orders).level, Some(3));

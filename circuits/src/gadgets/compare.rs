@@ -62,9 +62,21 @@ mod tests {
 
     #[test]
     fn unsigned_and_signed_comparisons() {
-        for (a, b) in [(0, 0), (5, 3), (3, 5), (255, 0), (0, 255), (-100, 27), (27, -100), (-5, -5)] {
+        for (a, b) in [
+            (0, 0),
+            (5, 3),
+            (3, 5),
+            (255, 0),
+            (0, 255),
+            (-100, 27),
+            (27, -100),
+            (-5, -5),
+        ] {
             assert!(ge_case(a, b, 9, a >= b), "{a} >= {b}");
-            assert!(!ge_case(a, b, 9, a < b), "{a} >= {b} must not accept the wrong answer");
+            assert!(
+                !ge_case(a, b, 9, a < b),
+                "{a} >= {b} must not accept the wrong answer"
+            );
         }
     }
 

@@ -59,7 +59,8 @@ mod tests {
             assert_eq!(out.value().unwrap(), Fr::from(100 + idx as u64));
             let before = cs.num_constraints();
             assert_eq!(before, 3 + 7);
-            let claim = FrVar::new_input(cs.clone(), || Ok(Fr::from(100 + ((idx as u64 + 1) % 8)))).unwrap();
+            let claim = FrVar::new_input(cs.clone(), || Ok(Fr::from(100 + ((idx as u64 + 1) % 8))))
+                .unwrap();
             out.enforce_equal(&claim).unwrap();
             assert!(!cs.is_satisfied().unwrap());
         }

@@ -99,7 +99,9 @@ mod tests {
 
     #[test]
     fn native_and_gadget_layouts_agree() {
-        let fields: Vec<(u128, usize)> = (0..20u128).map(|i| (i * 7919 % 4096, 12 + (i as usize % 5) * 10)).collect();
+        let fields: Vec<(u128, usize)> = (0..20u128)
+            .map(|i| (i * 7919 % 4096, 12 + (i as usize % 5) * 10))
+            .collect();
         let native = pack_native(&fields).unwrap();
         let cs = ConstraintSystem::<Fr>::new_ref();
         let bit_fields: Vec<Vec<Bit>> = fields

@@ -94,7 +94,10 @@ mod tests {
     fn constants_decompose_without_constraints() {
         let x = FrVar::constant(Fr::from(5u64));
         let bits = to_bits_le(&x, 3).unwrap();
-        assert_eq!(bits.iter().map(|b| b.value().unwrap()).collect::<Vec<_>>(), vec![true, false, true]);
+        assert_eq!(
+            bits.iter().map(|b| b.value().unwrap()).collect::<Vec<_>>(),
+            vec![true, false, true]
+        );
         assert!(to_bits_le(&x, 2).is_err());
     }
 }

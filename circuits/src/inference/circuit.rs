@@ -116,7 +116,9 @@ fn alloc_signed(
 impl ConstraintSynthesizer<Fr> for InferenceCircuit {
     fn generate_constraints(self, cs: ConstraintSystemRef<Fr>) -> ark_relations::gr1cs::Result<()> {
         let shape = self.model.shape();
-        shape.validate().map_err(|_| SynthesisError::Unsatisfiable)?;
+        shape
+            .validate()
+            .map_err(|_| SynthesisError::Unsatisfiable)?;
         let b = shape.input_bits as usize;
         let p = shape.param_bits as usize;
 

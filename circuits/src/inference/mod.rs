@@ -7,6 +7,6 @@ mod model;
 pub use circuit::{InferenceCircuit, InferencePublic, count_constraints, is_satisfied};
 pub use model::{
     InputCommitment, LinearModel, MAX_DEPTH, MAX_FEATURES, MAX_INPUT_BITS, MAX_MODEL_JSON_BYTES,
-    MAX_PARAM_BITS, MAX_TREES,
-    Model, ModelKind, ModelShape, PrivateInput, ShapeKind, Tree, TreeEnsemble, commit_input,
+    MAX_PARAM_BITS, MAX_TREES, Model, ModelKind, ModelShape, PrivateInput, ShapeKind, Tree,
+    TreeEnsemble, commit_input,
 };

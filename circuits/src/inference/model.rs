@@ -282,7 +282,11 @@ impl Model {
                     {
                         return Err(Error::invalid(
                             "tree",
-                            format!("depth {} needs {internal} nodes and {} leaves", e.depth, internal + 1),
+                            format!(
+                                "depth {} needs {internal} nodes and {} leaves",
+                                e.depth,
+                                internal + 1
+                            ),
                         ));
                     }
                     if t.features.iter().any(|&f| f as usize >= self.n_features) {
@@ -414,7 +418,10 @@ impl core::fmt::Debug for PrivateInput {
 
 impl PrivateInput {
     /// A private input with a fresh blinding from `rng`.
-    pub fn new<R: rand_core::RngCore + rand_core::CryptoRng>(features: Vec<u64>, rng: &mut R) -> Self {
+    pub fn new<R: rand_core::RngCore + rand_core::CryptoRng>(
+        features: Vec<u64>,
+        rng: &mut R,
+    ) -> Self {
         use ark_ff::UniformRand;
         Self {
             features,
@@ -441,5 +448,8 @@ pub fn commit_input(input: &PrivateInput, input_bits: u32) -> Result<InputCommit
     let mut elems = pack::pack_native(&fields)
         .ok_or_else(|| Error::invalid("input", "feature outside [0, 2^input_bits)"))?;
     elems.push(input.blinding);
-    Ok(InputCommitment(poseidon::hash(Domain::InputCommitment, &elems)))
+    Ok(InputCommitment(poseidon::hash(
+        Domain::InputCommitment,
+        &elems,
+    )))
 }

@@ -18,7 +18,10 @@ fn constants_match_generator() {
         return;
     }
     let on_disk = std::fs::read_to_string(CONSTANTS_FILE).unwrap();
-    assert_eq!(on_disk, rendered, "constants file differs from the generator's output");
+    assert_eq!(
+        on_disk, rendered,
+        "constants file differs from the generator's output"
+    );
     let checked_in = checked_in_config();
     assert_eq!(checked_in.ark, generated.ark);
     assert_eq!(checked_in.mds, generated.mds);
@@ -77,10 +80,16 @@ fn mds_is_mds() {
 #[test]
 fn hash_separates_domains_and_lengths() {
     let x = [Fr::from(1u64), Fr::from(2u64)];
-    assert_ne!(hash(Domain::ModelHash, &x), hash(Domain::InputCommitment, &x));
     assert_ne!(
         hash(Domain::ModelHash, &x),
-        hash(Domain::ModelHash, &[Fr::from(1u64), Fr::from(2u64), Fr::from(0u64)])
+        hash(Domain::InputCommitment, &x)
+    );
+    assert_ne!(
+        hash(Domain::ModelHash, &x),
+        hash(
+            Domain::ModelHash,
+            &[Fr::from(1u64), Fr::from(2u64), Fr::from(0u64)]
+        )
     );
     assert_eq!(hash(Domain::ModelHash, &x), hash(Domain::ModelHash, &x));
 }
@@ -93,7 +102,11 @@ fn secure(t: f64, r_f: f64, r_p: f64, m: f64) -> bool {
     let alpha = 5.0f64;
     let log2p = 253.596_691_f64; // log2(p) for BN254's scalar field
     let n = 254.0f64; // ceil(log2 p)
-    let r1: f64 = if m <= (log2p - (alpha - 1.0) / 2.0).floor() * (t + 1.0) { 6.0 } else { 10.0 };
+    let r1: f64 = if m <= (log2p - (alpha - 1.0) / 2.0).floor() * (t + 1.0) {
+        6.0
+    } else {
+        10.0
+    };
     let la = 2f64.ln() / alpha.ln(); // log_alpha(2)
     let r2 = 1.0 + (la * m.min(n)).ceil() + (t.ln() / alpha.ln()).ceil() - r_p;
     let r3 = la * m.min(log2p) - r_p;
@@ -121,6 +134,12 @@ fn round_numbers_meet_the_papers_bounds_with_margin() {
     let rp_min = (PARTIAL_ROUNDS as f64 / 1.075).floor();
     assert_eq!((rf_min, rp_min), (6.0, 53.0));
     assert!(secure(3.0, rf_min, rp_min, 128.0));
-    assert!(!secure(3.0, 4.0, 200.0, 128.0), "4 full rounds are below the statistical bound");
-    assert!(!secure(3.0, 6.0, 40.0, 128.0), "40 partial rounds are below the algebraic bounds");
+    assert!(
+        !secure(3.0, 4.0, 200.0, 128.0),
+        "4 full rounds are below the statistical bound"
+    );
+    assert!(
+        !secure(3.0, 6.0, 40.0, 128.0),
+        "40 partial rounds are below the algebraic bounds"
+    );
 }

@@ -16,9 +16,10 @@ pub struct CommitteeMember<'r> {
     round: &'r Round,
     index: u16,
     keypair: &'r SealKeyPair,
-    shares: BTreeMap<ClientId, SharePayload>,
+    /// Sealed payloads of the accepted clients (ciphertexts: no per-client secret stays in memory).
+    accepted: BTreeMap<ClientId, Vec<u8>>,
     /// Running sum of every accepted share, so that answering costs only the (few) clients that
-    /// were accepted here but are not in the declared set.
+    /// were accepted here but are not in the declared set, whose shares are opened again.
     total: Seed,
 }
 
@@ -26,7 +27,7 @@ impl core::fmt::Debug for CommitteeMember<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("CommitteeMember")
             .field("index", &self.index)
-            .field("shares", &self.shares.len())
+            .field("accepted", &self.accepted.len())
             .finish_non_exhaustive()
     }
 }
@@ -46,7 +47,7 @@ impl<'r> CommitteeMember<'r> {
             round,
             index,
             keypair,
-            shares: BTreeMap::new(),
+            accepted: BTreeMap::new(),
             total: Seed::zero(round.params().ring().degree()),
         })
     }
@@ -55,9 +56,17 @@ impl<'r> CommitteeMember<'r> {
     /// to another round, client or member, is refused with [`Error::BadSharePayload`] and not
     /// kept: the service reports the client so the server excludes it before declaring the set.
     pub fn accept_share(&mut self, client: ClientId, sealed: &[u8]) -> Result<(), Error> {
-        if self.shares.contains_key(&client) {
+        if self.accepted.contains_key(&client) {
             return Err(Error::DuplicateClient(client));
         }
+        let payload = self.open(client, sealed)?;
+        self.total
+            .add_assign(&payload.share, self.round.params().ring());
+        self.accepted.insert(client, sealed.to_vec());
+        Ok(())
+    }
+
+    fn open(&self, client: ClientId, sealed: &[u8]) -> Result<SharePayload, Error> {
         if sealed.len() != self.round.sealed_share_len() {
             return Err(Error::BadSharePayload {
                 client,
@@ -75,16 +84,12 @@ impl<'r> CommitteeMember<'r> {
                 client,
                 reason: "does not open under this member's key, round and client",
             })?;
-        let payload = SharePayload::from_bytes(self.round, client, self.index, &opened)?;
-        self.total
-            .add_assign(&payload.share, self.round.params().ring());
-        self.shares.insert(client, payload);
-        Ok(())
+        SharePayload::from_bytes(self.round, client, self.index, &opened)
     }
 
     /// Clients whose shares this member holds.
     pub fn clients(&self) -> impl Iterator<Item = ClientId> + '_ {
-        self.shares.keys().copied()
+        self.accepted.keys().copied()
     }
 
     /// The member's one message: the sum of its shares over exactly the declared set.
@@ -103,7 +108,7 @@ impl<'r> CommitteeMember<'r> {
         if declared
             .clients()
             .iter()
-            .any(|c| !self.shares.contains_key(c))
+            .any(|c| !self.accepted.contains_key(c))
         {
             return Err(Error::DeclaredSet("no valid share for a declared client"));
         }
@@ -111,8 +116,9 @@ impl<'r> CommitteeMember<'r> {
         let set = round.params().ring();
         let (mp, mq) = (set.output_modulus(), set.noise_modulus());
         let mut sum = self.total.clone();
-        for (c, share) in &self.shares {
-            if !declared.contains(*c) {
+        for (&c, sealed) in &self.accepted {
+            if !declared.contains(c) {
+                let share = self.open(c, sealed)?;
                 for (a, &b) in sum.p.iter_mut().zip(&share.share.p) {
                     *a = mp.sub(*a, b);
                 }

@@ -56,10 +56,20 @@ fn measured() -> Vec<(&'static str, usize, usize)> {
             .unwrap(),
             RECORDED[5],
         ),
+        (
+            "shipped breast-cancer logreg: linear n=30 B=8 w=10",
+            inference::count_constraints(shape(30, 8, 10, ShapeKind::Linear)).unwrap(),
+            RECORDED[6],
+        ),
+        (
+            "shipped breast-cancer GBT: 20 trees x depth 3, n=30 B=4 leaf=4",
+            inference::count_constraints(shape(30, 4, 4, trees(20, 3))).unwrap(),
+            RECORDED[7],
+        ),
     ]
 }
 
-const RECORDED: [usize; 6] = [1731, 5643, 8868, 18033, 25687, 5456];
+const RECORDED: [usize; 8] = [1731, 5643, 8868, 18033, 25687, 5456, 1551, 7240];
 
 #[test]
 fn constraint_counts_match_the_docs() {

@@ -33,6 +33,7 @@
 //! # Ok::<(), veilgrid_aggregation::Error>(())
 //! ```
 #![doc = include_str!("../docs/protocol.md")]
+#![doc = include_str!("../docs/benchmarks.md")]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

@@ -7,15 +7,23 @@
 //! * `clearing` / `fills`: the two phases for 1,000 × 64, 10,000 × 64, 1,000 × 256,
 //!   semi-honest and malicious;
 //! * bytes per party and steps are printed to stderr once per configuration.
+//!
+//! `MPC_BENCH_CLOCK=cpu` measures the CPU time of the benchmark thread instead of wall
+//! time (from `/proc/thread-self/schedstat`): the in-process run is single-threaded, so
+//! this is the total work of the three parties, and it does not change when other
+//! processes load the machine.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::measurement::{Measurement, ValueFormatter};
+use criterion::{BatchSize, Criterion, Throughput, criterion_group};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use std::time::Duration;
 use veilgrid_mpc::bench_api::prepare_comparisons;
 use veilgrid_mpc::order::share_order_with_rng;
 use veilgrid_mpc::sim::{Traffic, clear_all, collect_and_check, fill_all};
-use veilgrid_mpc::{NodeKeys, Order, OrderId, OrderPayload, RoundConfig, SecurityMode, Side, comparison_width};
+use veilgrid_mpc::{
+    NodeKeys, Order, OrderId, OrderPayload, RoundConfig, SecurityMode, Side, comparison_width,
+};
 
 const ROUND: [u8; 16] = [7; 16];
 
@@ -34,19 +42,23 @@ fn book(n: usize, levels: u32, seed: u64) -> Vec<[OrderPayload; 3]> {
         .collect()
 }
 
-fn comparisons(c: &mut Criterion) {
+fn comparisons<M: Measurement + 'static>(c: &mut Criterion<M>) {
     let mut g = c.benchmark_group("comparisons");
     g.sample_size(10).measurement_time(Duration::from_secs(8));
     let n = 1 << 16;
     let mut rng = StdRng::seed_from_u64(1);
-    for (w, mode) in [(64, SecurityMode::SemiHonest), (44, SecurityMode::SemiHonest), (64, SecurityMode::Malicious)] {
+    for (w, mode) in [
+        (64, SecurityMode::SemiHonest),
+        (44, SecurityMode::SemiHonest),
+        (64, SecurityMode::Malicious),
+    ] {
         let vals: Vec<u64> = (0..n).map(|_| rng.r#gen::<u64>() >> (64 - w + 1)).collect();
         let report = || {
             let r = prepare_comparisons(&vals, w, mode).run().unwrap();
             eprintln!(
-            "comparisons w={w} {mode:?}: {n} in one batch, {} steps, {:.1} bytes/comparison/party",
-            r.traffic.steps,
-            r.traffic.max_bytes_per_party() as f64 / n as f64
+                "comparisons w={w} {mode:?}: {n} in one batch, {} steps, {:.1} bytes/comparison/party",
+                r.traffic.steps,
+                r.traffic.max_bytes_per_party() as f64 / n as f64
             );
         };
         g.throughput(Throughput::Elements(n as u64));
@@ -62,7 +74,7 @@ fn comparisons(c: &mut Criterion) {
     g.finish();
 }
 
-fn auction(c: &mut Criterion) {
+fn auction<M: Measurement + 'static>(c: &mut Criterion<M>) {
     let configs = [
         (1_000usize, 64u32, SecurityMode::SemiHonest),
         (10_000, 64, SecurityMode::SemiHonest),
@@ -74,9 +86,15 @@ fn auction(c: &mut Criterion) {
     let mut g = c.benchmark_group("auction");
     g.sample_size(10).measurement_time(Duration::from_secs(6));
     for (n, levels, mode) in configs {
-        let cfg = RoundConfig { round: ROUND, levels, mode };
+        let cfg = RoundConfig {
+            round: ROUND,
+            levels,
+            mode,
+        };
         let payloads = book(n, levels, n as u64 + levels as u64);
-        let checked = || collect_and_check(cfg, &keys, &payloads, &mut Traffic::default(), &mut |_| {}).unwrap();
+        let checked = || {
+            collect_and_check(cfg, &keys, &payloads, &mut Traffic::default(), &mut |_| {}).unwrap()
+        };
         let report = || {
             let mut ti = Traffic::default();
             let ch = collect_and_check(cfg, &keys, &payloads, &mut ti, &mut |_| {}).unwrap();
@@ -101,7 +119,11 @@ fn auction(c: &mut Criterion) {
             if !std::mem::replace(&mut reported, true) {
                 report();
             }
-            b.iter_batched(checked, |ch| clear_all(ch, &mut Traffic::default(), &mut |_| {}).unwrap(), BatchSize::PerIteration)
+            b.iter_batched(
+                checked,
+                |ch| clear_all(ch, &mut Traffic::default(), &mut |_| {}).unwrap(),
+                BatchSize::PerIteration,
+            )
         });
         g.bench_function(format!("fills/{mode:?}/{n}x{levels}"), |b| {
             b.iter_batched(
@@ -114,5 +136,89 @@ fn auction(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, comparisons, auction);
-criterion_main!(benches);
+/// CPU time of this thread, in nanoseconds.
+fn thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
+        .unwrap_or(0)
+}
+
+/// Thread CPU time as a criterion measurement.
+struct CpuTime;
+
+struct CpuFormatter;
+
+impl ValueFormatter for CpuFormatter {
+    fn scale_values(&self, ns: f64, values: &mut [f64]) -> &'static str {
+        let (f, unit) = if ns < 1e6 {
+            (1e-3, "µs cpu")
+        } else if ns < 1e9 {
+            (1e-6, "ms cpu")
+        } else {
+            (1e-9, "s cpu")
+        };
+        values.iter_mut().for_each(|v| *v *= f);
+        unit
+    }
+
+    fn scale_throughputs(&self, _typical: f64, t: &Throughput, values: &mut [f64]) -> &'static str {
+        let per = match *t {
+            Throughput::Elements(e)
+            | Throughput::Bytes(e)
+            | Throughput::BytesDecimal(e)
+            | Throughput::Bits(e) => e,
+        } as f64;
+        values.iter_mut().for_each(|v| *v = per * 1e9 / *v / 1e6);
+        "M/s cpu"
+    }
+
+    fn scale_for_machines(&self, _values: &mut [f64]) -> &'static str {
+        "ns"
+    }
+}
+
+impl Measurement for CpuTime {
+    type Intermediate = u64;
+    type Value = u64;
+
+    fn start(&self) -> u64 {
+        thread_cpu_ns()
+    }
+
+    fn end(&self, i: u64) -> u64 {
+        thread_cpu_ns().saturating_sub(i)
+    }
+
+    fn add(&self, a: &u64, b: &u64) -> u64 {
+        a + b
+    }
+
+    fn zero(&self) -> u64 {
+        0
+    }
+
+    fn to_f64(&self, v: &u64) -> f64 {
+        *v as f64
+    }
+
+    fn formatter(&self) -> &dyn ValueFormatter {
+        &CpuFormatter
+    }
+}
+
+criterion_group!(wall, comparisons, auction);
+criterion_group! {
+    name = cpu;
+    config = Criterion::default().with_measurement(CpuTime);
+    targets = comparisons, auction
+}
+
+fn main() {
+    if std::env::var("MPC_BENCH_CLOCK").as_deref() == Ok("cpu") {
+        cpu();
+    } else {
+        wall();
+    }
+    Criterion::default().configure_from_args().final_summary();
+}

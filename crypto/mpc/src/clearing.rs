@@ -34,7 +34,11 @@ pub(crate) enum FillState {
 
 impl FillState {
     pub(crate) fn empty() -> Self {
-        FillState::Full { e: Vec::new(), n: 0, m: 0 }
+        FillState::Full {
+            e: Vec::new(),
+            n: 0,
+            m: 0,
+        }
     }
 }
 
@@ -50,7 +54,10 @@ fn concat(parts: &[AVec]) -> AVec {
 /// Bit `v` of bit-sliced words as a one-word sharing in bit 0.
 fn lane(x: &BVec, v: usize) -> BVec {
     let (w, s) = (v / 64, v % 64);
-    BVec { a: vec![(x.a[w] >> s) & 1], b: vec![(x.b[w] >> s) & 1] }
+    BVec {
+        a: vec![(x.a[w] >> s) & 1],
+        b: vec![(x.b[w] >> s) & 1],
+    }
 }
 
 /// Clearing. `words_a`, `words_b`: this party's components of each order's packed word,
@@ -100,7 +107,10 @@ pub(crate) async fn clear(
                 (vec![AVec::public(me, &vec![1; n])], Vec::new())
             } else {
                 let b0 = &limit[0];
-                (vec![b0.rsub_const(me, 1), b0.clone()], limit[1..mlo as usize].to_vec())
+                (
+                    vec![b0.rsub_const(me, 1), b0.clone()],
+                    limit[1..mlo as usize].to_vec(),
+                )
             };
             let mut groups = chain(ctx, vec![(vec![q], ubits), (lstart, lbits)]).await?;
             let l = groups.pop().ok_or(Error::State("chain"))?;
@@ -126,7 +136,10 @@ pub(crate) async fn clear(
             // (2^(m+1) − 1 products per order, fewer than the dot-product route's terms)
             let mut bits = limit.clone();
             bits.push(side);
-            let e = chain(ctx, vec![(vec![q], bits)]).await?.pop().ok_or(Error::State("chain"))?;
+            let e = chain(ctx, vec![(vec![q], bits)])
+                .await?
+                .pop()
+                .ok_or(Error::State("chain"))?;
             let z = concat(&e.iter().map(AVec::sum).collect::<Vec<_>>());
             (z, FillState::Full { e, n, m })
         }
@@ -166,8 +179,16 @@ pub(crate) async fn clear(
             c.get(k as usize)
         }
     };
-    let iota = concat(&(0..p as isize).map(|k| cget(k).sub(&cget(k + 1))).collect::<Vec<_>>());
-    let iota_r = concat(&(0..p as isize).map(|k| cget(k - 1).sub(&cget(k))).collect::<Vec<_>>());
+    let iota = concat(
+        &(0..p as isize)
+            .map(|k| cget(k).sub(&cget(k + 1)))
+            .collect::<Vec<_>>(),
+    );
+    let iota_r = concat(
+        &(0..p as isize)
+            .map(|k| cget(k - 1).sub(&cget(k)))
+            .collect::<Vec<_>>(),
+    );
     let mut batch = Batch::new(ctx.mode());
     let r = batch.dot(&[&iota, &iota, &iota_r, &iota_r], &[&sv, &dv, &dv, &sv]);
     let sums = ctx.run(batch).await?.dot(&r);
@@ -200,8 +221,18 @@ pub(crate) async fn clear(
     zbits.extend(BitComps::of_lanes(&wl, 1));
     let za = b2a(ctx, &zbits).await?;
     let wl_a = za.get(p);
-    let zget = |k: isize| if k < 0 { AVec::zeros(1) } else { za.get(k as usize) };
-    let iota_l = concat(&(0..p as isize).map(|k| zget(k).sub(&zget(k - 1)).add(&iota_r.get(k as usize))).collect::<Vec<_>>());
+    let zget = |k: isize| {
+        if k < 0 {
+            AVec::zeros(1)
+        } else {
+            za.get(k as usize)
+        }
+    };
+    let iota_l = concat(
+        &(0..p as isize)
+            .map(|k| zget(k).sub(&zget(k - 1)).add(&iota_r.get(k as usize)))
+            .collect::<Vec<_>>(),
+    );
     let weights: Vec<u64> = (0..p as u64).collect();
     let k_l = iota_l.weighted_sum(&weights);
     let k_r = iota_r.weighted_sum(&weights);
@@ -219,13 +250,25 @@ pub(crate) async fn clear(
     }
     let k = ctx.open_arith(&k_star).await?[0];
     if k >= levels as u64 || v >= 1u64 << (w - 2) {
-        return Err(Error::VerificationFailed("opened clearing result out of range"));
+        return Err(Error::VerificationFailed(
+            "opened clearing result out of range",
+        ));
     }
-    Ok((ClearingResult::Trade { level: k as u32, volume: v }, state))
+    Ok((
+        ClearingResult::Trade {
+            level: k as u32,
+            volume: v,
+        },
+        state,
+    ))
 }
 
 /// Fills: this party's components of each order's fill, in submission order.
-pub(crate) async fn fills(ctx: &mut Ctx, st: &FillState, result: ClearingResult) -> Result<AVec, Error> {
+pub(crate) async fn fills(
+    ctx: &mut Ctx,
+    st: &FillState,
+    result: ClearingResult,
+) -> Result<AVec, Error> {
     let me = ctx.me();
     let ClearingResult::Trade { level, volume } = result else {
         return Ok(AVec::zeros(0));
@@ -260,7 +303,9 @@ pub(crate) async fn fills(ctx: &mut Ctx, st: &FillState, result: ClearingResult)
                     yfix = yfix.add(&u[hi]);
                 }
             }
-            let pr = ctx.mul_many(&[(&u[hi_star + nhi], &lb), (&u[hi_star], &ls)]).await?;
+            let pr = ctx
+                .mul_many(&[(&u[hi_star + nhi], &lb), (&u[hi_star], &ls)])
+                .await?;
             (xfix.add(&pr[0]), yfix.add(&pr[1]), n)
         }
         FillState::Full { e, n, m } => {

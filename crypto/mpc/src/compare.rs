@@ -39,7 +39,7 @@ pub fn and_gates_per_comparison(w: u32) -> u32 {
     gates as u32
 }
 
-/// Number of sequential communication steps of [`ltz`] for width `w`.
+/// Number of sequential communication steps of one batch of comparisons of width `w`.
 pub fn steps_per_comparison(w: u32) -> u32 {
     if w <= 1 {
         return 0;
@@ -73,12 +73,18 @@ pub(crate) async fn ltz(ctx: &mut Ctx, x: &AVec, w: u32) -> Result<BVec, Error> 
     // This party holds components (i, i+1) of the planes; the free sharing of x_j has
     // component j only, so s = x_0 ⊕ x_1 ⊕ x_2 is just (pa, pb).
     if w == 1 || nw == 0 {
-        return Ok(BVec { a: pa[..nw].to_vec(), b: pb[..nw].to_vec() });
+        return Ok(BVec {
+            a: pa[..nw].to_vec(),
+            b: pb[..nw].to_vec(),
+        });
     }
     let lo = (w - 1) * nw;
     let zero = vec![0u64; lo];
     let pick = |holds_a: bool, holds_b: bool| -> (&[u64], &[u64]) {
-        (if holds_a { &pa[..lo] } else { &zero }, if holds_b { &pb[..lo] } else { &zero })
+        (
+            if holds_a { &pa[..lo] } else { &zero },
+            if holds_b { &pb[..lo] } else { &zero },
+        )
     };
     // carry-save: c_t = maj(x0, x1, x2)_t = ((x0 ⊕ x2) ∧ (x1 ⊕ x2)) ⊕ x2, t = 0..w-2;
     // party i's component i comes from x_i, component i+1 from x_{i+1}
@@ -104,14 +110,28 @@ pub(crate) async fn ltz(ctx: &mut Ctx, x: &AVec, w: u32) -> Result<BVec, Error> 
     let mid = nw..(w - 1) * nw;
     let clo = 0..(w - 2) * nw;
     let mut batch = Batch::new(ctx.mode());
-    batch.and_slices(&s.a[mid.clone()], &s.b[mid.clone()], &c.a[clo.clone()], &c.b[clo.clone()]);
+    batch.and_slices(
+        &s.a[mid.clone()],
+        &s.b[mid.clone()],
+        &c.a[clo.clone()],
+        &c.b[clo.clone()],
+    );
     let g = ctx.run(batch).await?.into_bin();
     let p = BVec {
-        a: s.a[mid.clone()].iter().zip(&c.a[clo.clone()]).map(|(x, y)| x ^ y).collect(),
+        a: s.a[mid.clone()]
+            .iter()
+            .zip(&c.a[clo.clone()])
+            .map(|(x, y)| x ^ y)
+            .collect(),
         b: s.b[mid].iter().zip(&c.b[clo]).map(|(x, y)| x ^ y).collect(),
     };
     let mut nodes: Vec<(BVec, Option<BVec>)> = (0..leaves)
-        .map(|k| (plane(&g, k, nw), if k == 0 { None } else { Some(plane(&p, k, nw)) }))
+        .map(|k| {
+            (
+                plane(&g, k, nw),
+                if k == 0 { None } else { Some(plane(&p, k, nw)) },
+            )
+        })
         .collect();
     while nodes.len() > 1 {
         let pairs = nodes.len() / 2;
@@ -139,16 +159,23 @@ pub(crate) async fn ltz(ctx: &mut Ctx, x: &AVec, w: u32) -> Result<BVec, Error> 
         for k in 0..pairs {
             let (g_hi, _) = &nodes[2 * k + 1];
             let gk = g_hi.xor(&plane(&prod, k, nw));
-            let pk = if k == 0 { None } else { Some(plane(&prod, pairs + k - 1, nw)) };
+            let pk = if k == 0 {
+                None
+            } else {
+                Some(plane(&prod, pairs + k - 1, nw))
+            };
             next.push((gk, pk));
         }
-        if nodes.len() % 2 == 1 {
-            if let Some(last) = nodes.pop() {
-                next.push(last);
-            }
+        if nodes.len() % 2 == 1
+            && let Some(last) = nodes.pop()
+        {
+            next.push(last);
         }
         nodes = next;
     }
-    let carry = nodes.pop().map(|(g, _)| g).ok_or(Error::State("carry tree: empty"))?;
+    let carry = nodes
+        .pop()
+        .map(|(g, _)| g)
+        .ok_or(Error::State("carry tree: empty"))?;
     Ok(top.xor(&carry))
 }

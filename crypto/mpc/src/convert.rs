@@ -63,7 +63,10 @@ pub(crate) async fn select(ctx: &mut Ctx, b: &BVec, y: &AVec) -> Result<AVec, Er
 /// For several groups `(entries, bits)`: extend each group's list of entries by its bits,
 /// one bit per step, all groups in the same steps. Entry `k` of the result is
 /// `entries[k mod len] · Π_s [bit_s = k_s]` (bit `s` of the index is extension `s`).
-pub(crate) async fn chain(ctx: &mut Ctx, mut groups: Vec<(Vec<AVec>, Vec<AVec>)>) -> Result<Vec<Vec<AVec>>, Error> {
+pub(crate) async fn chain(
+    ctx: &mut Ctx,
+    mut groups: Vec<(Vec<AVec>, Vec<AVec>)>,
+) -> Result<Vec<Vec<AVec>>, Error> {
     let rounds = groups.iter().map(|g| g.1.len()).max().unwrap_or(0);
     for r in 0..rounds {
         let mut batch = Batch::new(ctx.mode());
@@ -83,7 +86,8 @@ pub(crate) async fn chain(ctx: &mut Ctx, mut groups: Vec<(Vec<AVec>, Vec<AVec>)>
         for (gi, (entries, bits)) in groups.iter_mut().enumerate() {
             if r < bits.len() {
                 let prods = std::mem::take(&mut products[gi]);
-                let mut next: Vec<AVec> = entries.iter().zip(&prods).map(|(e, p)| e.sub(p)).collect();
+                let mut next: Vec<AVec> =
+                    entries.iter().zip(&prods).map(|(e, p)| e.sub(p)).collect();
                 next.extend(prods);
                 *entries = next;
             }

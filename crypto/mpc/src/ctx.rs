@@ -88,19 +88,28 @@ pub(crate) struct Batch {
 /// This party's additive term of `x·y`: `x_i y_i + x_i y_{i+1} + x_{i+1} y_i`.
 #[inline]
 fn term(xa: u64, xb: u64, ya: u64, yb: u64) -> u64 {
-    xa.wrapping_mul(ya).wrapping_add(xa.wrapping_mul(yb)).wrapping_add(xb.wrapping_mul(ya))
+    xa.wrapping_mul(ya)
+        .wrapping_add(xa.wrapping_mul(yb))
+        .wrapping_add(xb.wrapping_mul(ya))
 }
 
 impl Batch {
     pub(crate) fn new(mode: SecurityMode) -> Self {
-        Batch { mode, ta: Vec::new(), tb: Vec::new(), alog: Vec::new(), blog: Vec::new() }
+        Batch {
+            mode,
+            ta: Vec::new(),
+            tb: Vec::new(),
+            alog: Vec::new(),
+            blog: Vec::new(),
+        }
     }
 
     /// Elementwise `x·y` over `Z_2^64`.
     pub(crate) fn mul(&mut self, x: &AVec, y: &AVec) -> ARef {
         debug_assert_eq!(x.len(), y.len());
         let start = self.ta.len();
-        self.ta.extend((0..x.len()).map(|k| term(x.a[k], x.b[k], y.a[k], y.b[k])));
+        self.ta
+            .extend((0..x.len()).map(|k| term(x.a[k], x.b[k], y.a[k], y.b[k])));
         let r = start..self.ta.len();
         if self.mode == SecurityMode::Malicious {
             self.alog.push((x.clone(), y.clone(), r.clone()));
@@ -125,12 +134,19 @@ impl Batch {
     /// `x ∧ y` on word slices (this party's components), without building vectors.
     pub(crate) fn and_slices(&mut self, xa: &[u64], xb: &[u64], ya: &[u64], yb: &[u64]) -> BRef {
         if self.mode == SecurityMode::Malicious {
-            let x = BVec { a: xa.to_vec(), b: xb.to_vec() };
-            let y = BVec { a: ya.to_vec(), b: yb.to_vec() };
+            let x = BVec {
+                a: xa.to_vec(),
+                b: xb.to_vec(),
+            };
+            let y = BVec {
+                a: ya.to_vec(),
+                b: yb.to_vec(),
+            };
             return self.and(&x, &y);
         }
         let start = self.tb.len();
-        self.tb.extend((0..xa.len()).map(|k| (xa[k] & ya[k]) ^ (xa[k] & yb[k]) ^ (xb[k] & ya[k])));
+        self.tb
+            .extend((0..xa.len()).map(|k| (xa[k] & ya[k]) ^ (xa[k] & yb[k]) ^ (xb[k] & ya[k])));
         BRef(start..self.tb.len())
     }
 
@@ -214,7 +230,12 @@ fn digest(round: &[u8; 16], phase: Phase, label: &[u8], step: u32, words: &[u64]
 
 impl Ctx {
     pub(crate) fn new(core: Core, chan: Chan, phase: Phase) -> Self {
-        Ctx { core, chan, phase, step: 0 }
+        Ctx {
+            core,
+            chan,
+            phase,
+            step: 0,
+        }
     }
 
     pub(crate) fn me(&self) -> PartyId {
@@ -255,19 +276,25 @@ impl Ctx {
     /// Run a batch of multiplications: mask this party's terms with a zero sharing,
     /// send them to the predecessor, receive the successor's. One step.
     pub(crate) async fn run(&mut self, batch: Batch) -> Result<BatchOut, Error> {
-        let Batch { mut ta, mut tb, alog, blog, .. } = batch;
+        let Batch {
+            mut ta,
+            mut tb,
+            alog,
+            blog,
+            ..
+        } = batch;
         let na = ta.len();
         let nb = tb.len();
         self.core.prf.mask_arith(&mut ta);
         self.core.prf.mask_xor(&mut tb);
         #[cfg(test)]
-        if let Some((s, e)) = self.core.attack {
-            if s == self.step {
-                if let Some(t) = ta.first_mut() {
-                    *t = t.wrapping_add(e);
-                } else if let Some(t) = tb.first_mut() {
-                    *t ^= e;
-                }
+        if let Some((s, e)) = self.core.attack
+            && s == self.step
+        {
+            if let Some(t) = ta.first_mut() {
+                *t = t.wrapping_add(e);
+            } else if let Some(t) = tb.first_mut() {
+                *t ^= e;
             }
         }
         let mut msg = Vec::with_capacity(na + nb);
@@ -275,12 +302,36 @@ impl Ctx {
         msg.extend_from_slice(&tb);
         let (_, mut from_next) = self.exchange(msg, Vec::new(), 0, na + nb).await?;
         let (za, zb) = if nb == 0 {
-            (AVec { a: ta, b: from_next }, BVec { a: tb, b: Vec::new() })
+            (
+                AVec {
+                    a: ta,
+                    b: from_next,
+                },
+                BVec {
+                    a: tb,
+                    b: Vec::new(),
+                },
+            )
         } else if na == 0 {
-            (AVec { a: ta, b: Vec::new() }, BVec { a: tb, b: from_next })
+            (
+                AVec {
+                    a: ta,
+                    b: Vec::new(),
+                },
+                BVec {
+                    a: tb,
+                    b: from_next,
+                },
+            )
         } else {
             let rest = from_next.split_off(na);
-            (AVec { a: ta, b: from_next }, BVec { a: tb, b: rest })
+            (
+                AVec {
+                    a: ta,
+                    b: from_next,
+                },
+                BVec { a: tb, b: rest },
+            )
         };
         for (x, y, r) in alog {
             self.core.log.ax.extend(&x);
@@ -314,7 +365,11 @@ impl Ctx {
     /// Open arithmetic and binary sharings to all three parties in one step. Party `i`
     /// gets component `i+2` from party `i+1` and a digest of the same component from
     /// party `i-1`; they must agree.
-    pub(crate) async fn open(&mut self, xa: &AVec, xb: &BVec) -> Result<(Vec<u64>, Vec<u64>), Error> {
+    pub(crate) async fn open(
+        &mut self,
+        xa: &AVec,
+        xb: &BVec,
+    ) -> Result<(Vec<u64>, Vec<u64>), Error> {
         let (na, nb) = (xa.len(), xb.len());
         let mut mine_b = xa.b.clone();
         mine_b.extend_from_slice(&xb.b);
@@ -335,7 +390,9 @@ impl Ctx {
         let va = (0..na)
             .map(|k| xa.a[k].wrapping_add(xa.b[k]).wrapping_add(from_next[k]))
             .collect();
-        let vb = (0..nb).map(|k| xb.a[k] ^ xb.b[k] ^ from_next[na + k]).collect();
+        let vb = (0..nb)
+            .map(|k| xb.a[k] ^ xb.b[k] ^ from_next[na + k])
+            .collect();
         Ok((va, vb))
     }
 
@@ -355,8 +412,9 @@ impl Ctx {
         a.extend_from_slice(&xb.a);
         let mut b = xa.b.clone();
         b.extend_from_slice(&xb.b);
-        let mut expect: Vec<u64> =
-            (0..xa.len()).map(|k| 0u64.wrapping_sub(xa.a[k].wrapping_add(xa.b[k]))).collect();
+        let mut expect: Vec<u64> = (0..xa.len())
+            .map(|k| 0u64.wrapping_sub(xa.a[k].wrapping_add(xa.b[k])))
+            .collect();
         expect.extend((0..xb.len()).map(|k| xb.a[k] ^ xb.b[k]));
         let to_prev = digest(&round, phase, b"zero", step, &b);
         let to_next = digest(&round, phase, b"zero", step, &a);

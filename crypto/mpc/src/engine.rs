@@ -42,7 +42,10 @@ impl Chan {
     /// Send `to_prev` and `to_next`, wait for the neighbours' messages of this step.
     /// Returns `[from_prev, from_next]`.
     pub(crate) fn exchange(&self, to_prev: Vec<u64>, to_next: Vec<u64>) -> Exchange<'_> {
-        Exchange { chan: self, out: Some([to_prev, to_next]) }
+        Exchange {
+            chan: self,
+            out: Some([to_prev, to_next]),
+        }
     }
 }
 
@@ -101,7 +104,11 @@ impl<T: std::fmt::Debug> std::fmt::Debug for Step<T> {
 
 impl<T> std::fmt::Debug for Running<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Running({:?}, party {}, step {})", self.phase, self.me, self.step)
+        write!(
+            f,
+            "Running({:?}, party {}, step {})",
+            self.phase, self.me, self.step
+        )
     }
 }
 
@@ -113,7 +120,15 @@ impl<T: 'static> Running<T> {
         slot: Arc<Mutex<Slot>>,
         fut: impl Future<Output = Result<T, Error>> + Send + 'static,
     ) -> Result<Step<T>, Error> {
-        let r = Running { fut: Box::pin(fut), slot, me, round, phase, step: 0, outgoing: Vec::new() };
+        let r = Running {
+            fut: Box::pin(fut),
+            slot,
+            me,
+            round,
+            phase,
+            step: 0,
+            outgoing: Vec::new(),
+        };
         r.poll_once()
     }
 
@@ -122,8 +137,10 @@ impl<T: 'static> Running<T> {
         match self.fut.as_mut().poll(&mut cx) {
             Poll::Ready(r) => r.map(Step::Done),
             Poll::Pending => {
-                let [to_prev, to_next] =
-                    lock(&self.slot).out.take().ok_or(Error::State("phase waits without sending"))?;
+                let [to_prev, to_next] = lock(&self.slot)
+                    .out
+                    .take()
+                    .ok_or(Error::State("phase waits without sending"))?;
                 self.outgoing = vec![
                     Message {
                         round: self.round,
@@ -178,7 +195,11 @@ impl<T: 'static> Running<T> {
         let mut from_prev = None;
         let mut from_next = None;
         for m in incoming {
-            if m.round != self.round || m.phase != self.phase || m.step != self.step || m.to != self.me {
+            if m.round != self.round
+                || m.phase != self.phase
+                || m.step != self.step
+                || m.to != self.me
+            {
                 return Err(Error::UnexpectedMessage(format!(
                     "{m:?} at party {} in {:?} step {}",
                     self.me, self.phase, self.step
@@ -189,11 +210,16 @@ impl<T: 'static> Running<T> {
             } else if m.from == self.me.next() && from_next.is_none() {
                 from_next = Some(m.words);
             } else {
-                return Err(Error::UnexpectedMessage(format!("duplicate or foreign sender {}", m.from)));
+                return Err(Error::UnexpectedMessage(format!(
+                    "duplicate or foreign sender {}",
+                    m.from
+                )));
             }
         }
         let (Some(p), Some(n)) = (from_prev, from_next) else {
-            return Err(Error::UnexpectedMessage("need one message from each neighbour".into()));
+            return Err(Error::UnexpectedMessage(
+                "need one message from each neighbour".into(),
+            ));
         };
         lock(&self.slot).inc = Some([p, n]);
         let mut next = self;

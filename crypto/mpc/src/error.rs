@@ -63,7 +63,9 @@ pub enum Error {
     },
     /// The two copies of an opened share disagree: `value_from` sent the share,
     /// `digest_from` sent the digest of its own copy. One of them deviated.
-    #[error("opened value at step {step} is inconsistent: party {value_from} and party {digest_from} disagree")]
+    #[error(
+        "opened value at step {step} is inconsistent: party {value_from} and party {digest_from} disagree"
+    )]
     OpenMismatch {
         /// Message step at which the open happened.
         step: u32,

@@ -32,7 +32,11 @@ pub struct NodeKeys {
 impl NodeKeys {
     /// Keys of party `me` from its two seeds.
     pub fn new(me: PartyId, with_prev: PairSeed, with_next: PairSeed) -> Self {
-        NodeKeys { me, with_prev, with_next }
+        NodeKeys {
+            me,
+            with_prev,
+            with_next,
+        }
     }
 
     /// Consistent keys for all three parties (in-process runs, tests, benches).
@@ -103,7 +107,13 @@ impl Collecting {
     /// Start a round at this node.
     pub fn new(cfg: RoundConfig, keys: &NodeKeys) -> Result<Self, Error> {
         limit_bits(cfg.levels)?;
-        Ok(Collecting { cfg, keys: keys.clone(), ids: Vec::new(), comps: Vec::new(), seen: HashSet::new() })
+        Ok(Collecting {
+            cfg,
+            keys: keys.clone(),
+            ids: Vec::new(),
+            comps: Vec::new(),
+            seen: HashSet::new(),
+        })
     }
 
     /// Add the next order share, in submission order (the same order at all nodes).
@@ -165,7 +175,15 @@ impl Collecting {
             let mut ctx = Ctx::new(core, chan, Phase::Inputs);
             let (accepted, dropped, words_a, words_b) = check_inputs(&mut ctx, ids, comps).await?;
             let hash = order_set_hash(&accepted);
-            Ok(Checked { core: ctx.into_core(), cfg, ids: accepted, dropped, words_a, words_b, hash })
+            Ok(Checked {
+                core: ctx.into_core(),
+                cfg,
+                ids: accepted,
+                dropped,
+                words_a,
+                words_b,
+                hash,
+            })
         };
         Running::start(me, cfg.round, Phase::Inputs, slot, fut)
     }
@@ -173,10 +191,17 @@ impl Collecting {
 
 type InputCheck = (Vec<OrderId>, Vec<OrderId>, Vec<u64>, Vec<u64>);
 
-async fn check_inputs(ctx: &mut Ctx, ids: Vec<OrderId>, mut comps: Vec<[u64; 2]>) -> Result<InputCheck, Error> {
+async fn check_inputs(
+    ctx: &mut Ctx,
+    ids: Vec<OrderId>,
+    mut comps: Vec<[u64; 2]>,
+) -> Result<InputCheck, Error> {
     let me = ctx.me();
     let h = order_set_hash(&ids);
-    let hw: Vec<u64> = h.chunks_exact(8).map(|c| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])).collect();
+    let hw: Vec<u64> = h
+        .chunks_exact(8)
+        .map(|c| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+        .collect();
     let (hp, hn) = ctx.exchange(hw.clone(), hw.clone(), 4, 4).await?;
     if hp != hw {
         return Err(Error::OrderSetMismatch { with: me.prev() });
@@ -239,7 +264,12 @@ impl Drop for Checked {
 
 impl std::fmt::Debug for Checked {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Checked({} orders, {} dropped)", self.ids.len(), self.dropped.len())
+        write!(
+            f,
+            "Checked({} orders, {} dropped)",
+            self.ids.len(),
+            self.dropped.len()
+        )
     }
 }
 
@@ -278,7 +308,15 @@ impl Checked {
             words_a.zeroize();
             words_b.zeroize();
             let (result, state) = r?;
-            Ok(Cleared { core: ctx.into_core(), cfg, ids, dropped, hash, result, state })
+            Ok(Cleared {
+                core: ctx.into_core(),
+                cfg,
+                ids,
+                dropped,
+                hash,
+                result,
+                state,
+            })
         };
         Running::start(me, cfg.round, Phase::Clearing, slot, fut)
     }
@@ -360,7 +398,11 @@ impl Cleared {
                 .into_iter()
                 .enumerate()
                 .map(|(k, id)| {
-                    let comps = if k < f.len() { [f.a[k], f.b[k]] } else { [0, 0] };
+                    let comps = if k < f.len() {
+                        [f.a[k], f.b[k]]
+                    } else {
+                        [0, 0]
+                    };
                     FillShare::new(cfg.round, id, me, comps)
                 })
                 .collect();

@@ -58,7 +58,10 @@ impl Order {
     pub fn validate(&self, levels: u32) -> Result<(), Error> {
         limit_bits(levels)?;
         if self.limit >= levels {
-            return Err(Error::LimitOutOfRange { limit: self.limit, levels });
+            return Err(Error::LimitOutOfRange {
+                limit: self.limit,
+                levels,
+            });
         }
         if self.qty == 0 || self.qty >= 1 << QTY_BITS {
             return Err(Error::QuantityOutOfRange(self.qty));
@@ -143,7 +146,11 @@ impl Drop for SharePayload {
 
 impl fmt::Debug for SharePayload {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SharePayload(order {}, party {}, <secret>)", self.id, self.party)
+        write!(
+            f,
+            "SharePayload(order {}, party {}, <secret>)",
+            self.id, self.party
+        )
     }
 }
 
@@ -154,7 +161,12 @@ pub const MAX_PAYLOAD_LEN: usize = 4 + 1 + 16 + 1 + 1 + MAX_ORDER_ID_LEN + 16;
 
 impl SharePayload {
     pub(crate) fn new(round: [u8; 16], id: OrderId, party: PartyId, comps: [u64; 2]) -> Self {
-        SharePayload { round, id, party, comps }
+        SharePayload {
+            round,
+            id,
+            party,
+            comps,
+        }
     }
 
     pub(crate) fn comps(&self) -> [u64; 2] {
@@ -188,14 +200,20 @@ impl SharePayload {
         if bytes.len() != 23 + idlen + 16 {
             return Err(Error::Malformed("share payload length"));
         }
-        let id = OrderId::new(&bytes[23..23 + idlen]).map_err(|_| Error::Malformed("share payload id"))?;
+        let id = OrderId::new(&bytes[23..23 + idlen])
+            .map_err(|_| Error::Malformed("share payload id"))?;
         let rest = &bytes[23 + idlen..];
         let word = |o: usize| {
             let mut b = [0u8; 8];
             b.copy_from_slice(&rest[o..o + 8]);
             u64::from_le_bytes(b)
         };
-        Ok(SharePayload { round, id, party, comps: [word(0), word(8)] })
+        Ok(SharePayload {
+            round,
+            id,
+            party,
+            comps: [word(0), word(8)],
+        })
     }
 
     /// Encoding of an order share (what the client seals to the node).
@@ -220,7 +238,12 @@ impl SharePayload {
 }
 
 /// Validate an order and share it into three payloads, element `i` for node `i`.
-pub fn share_order(round: [u8; 16], id: &OrderId, order: &Order, levels: u32) -> Result<[OrderPayload; 3], Error> {
+pub fn share_order(
+    round: [u8; 16],
+    id: &OrderId,
+    order: &Order,
+    levels: u32,
+) -> Result<[OrderPayload; 3], Error> {
     share_order_with_rng(round, id, order, levels, &mut rand::rngs::OsRng)
 }
 
@@ -262,10 +285,18 @@ pub fn reconstruct_fill(round: [u8; 16], id: &OrderId, shares: &[FillShare]) -> 
     let mut by_party: [Option<&FillShare>; 3] = [None, None, None];
     for s in shares {
         if s.round != round {
-            return Err(Error::Misaddressed { what: "round", got: hex::encode(s.round), expected: hex::encode(round) });
+            return Err(Error::Misaddressed {
+                what: "round",
+                got: hex::encode(s.round),
+                expected: hex::encode(round),
+            });
         }
         if &s.id != id {
-            return Err(Error::Misaddressed { what: "order", got: s.id.to_string(), expected: id.to_string() });
+            return Err(Error::Misaddressed {
+                what: "order",
+                got: s.id.to_string(),
+                expected: id.to_string(),
+            });
         }
         let slot = &mut by_party[s.party.index()];
         if slot.is_some() {
@@ -281,10 +312,16 @@ pub fn reconstruct_fill(round: [u8; 16], id: &OrderId, shares: &[FillShare]) -> 
         // party i's second component is component i+1, party (i+1)'s first
         let j = (i + 1) % 3;
         if views[i].comps[1] != views[j].comps[0] {
-            return Err(Error::FillShareMismatch { component: j as u8, a: views[i].party, b: views[j].party });
+            return Err(Error::FillShareMismatch {
+                component: j as u8,
+                a: views[i].party,
+                b: views[j].party,
+            });
         }
     }
-    let fill = s0.comps[0].wrapping_add(s1.comps[0]).wrapping_add(s2.comps[0]);
+    let fill = s0.comps[0]
+        .wrapping_add(s1.comps[0])
+        .wrapping_add(s2.comps[0]);
     if fill >= 1 << QTY_BITS {
         return Err(Error::Malformed("fill is not below 2^32"));
     }
@@ -292,7 +329,12 @@ pub fn reconstruct_fill(round: [u8; 16], id: &OrderId, shares: &[FillShare]) -> 
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::needless_range_loop
+)]
 mod tests {
     use super::*;
 
@@ -309,15 +351,35 @@ mod tests {
 
     #[test]
     fn validation_rejects_bad_orders() {
-        let ok = Order { side: Side::Buy, limit: 63, qty: 1 };
+        let ok = Order {
+            side: Side::Buy,
+            limit: 63,
+            qty: 1,
+        };
         assert!(ok.validate(64).is_ok());
         assert_eq!(
             Order { limit: 64, ..ok }.validate(64),
-            Err(Error::LimitOutOfRange { limit: 64, levels: 64 })
+            Err(Error::LimitOutOfRange {
+                limit: 64,
+                levels: 64
+            })
         );
-        assert_eq!(Order { qty: 0, ..ok }.validate(64), Err(Error::QuantityOutOfRange(0)));
-        assert_eq!(Order { qty: 1 << 32, ..ok }.validate(64), Err(Error::QuantityOutOfRange(1 << 32)));
-        assert!(Order { qty: (1 << 32) - 1, ..ok }.validate(64).is_ok());
+        assert_eq!(
+            Order { qty: 0, ..ok }.validate(64),
+            Err(Error::QuantityOutOfRange(0))
+        );
+        assert_eq!(
+            Order { qty: 1 << 32, ..ok }.validate(64),
+            Err(Error::QuantityOutOfRange(1 << 32))
+        );
+        assert!(
+            Order {
+                qty: (1 << 32) - 1,
+                ..ok
+            }
+            .validate(64)
+            .is_ok()
+        );
         assert!(Order { limit: 0, ..ok }.validate(1).is_ok());
         assert!(Order { limit: 1, ..ok }.validate(1).is_err());
         let id = OrderId::new(b"x").unwrap();
@@ -328,7 +390,11 @@ mod tests {
 
     #[test]
     fn pack_unpack_roundtrip() {
-        for (side, limit, qty) in [(Side::Buy, 0, 1), (Side::Sell, 255, (1u64 << 32) - 1), (Side::Buy, 33, 12345)] {
+        for (side, limit, qty) in [
+            (Side::Buy, 0, 1),
+            (Side::Sell, 255, (1u64 << 32) - 1),
+            (Side::Buy, 33, 12345),
+        ] {
             let o = Order { side, limit, qty };
             assert_eq!(Order::unpack(o.pack(), 8), o);
         }
@@ -337,7 +403,11 @@ mod tests {
     #[test]
     fn shares_reconstruct_and_each_node_sees_random_words() {
         let id = OrderId::new(b"order-1").unwrap();
-        let o = Order { side: Side::Sell, limit: 5, qty: 77 };
+        let o = Order {
+            side: Side::Sell,
+            limit: 5,
+            qty: 77,
+        };
         let p = share_order([3; 16], &id, &o, 64).unwrap();
         let w = p[0].comps[0] ^ p[1].comps[0] ^ p[2].comps[0];
         assert_eq!(Order::unpack(w, 6), o);
@@ -361,6 +431,40 @@ mod tests {
     }
 
     #[test]
+    fn one_nodes_pair_is_uniform_whatever_the_order() {
+        // Node 0 sees (w_0, w_1) and node 1 sees (w_1, w_2): over many sharings of one
+        // fixed order every bit of what a node sees is balanced.
+        let id = OrderId::new(b"u").unwrap();
+        let o = Order {
+            side: Side::Buy,
+            limit: 0,
+            qty: 1,
+        };
+        let n = 4000;
+        let mut ones = [[0u32; 64]; 4];
+        for _ in 0..n {
+            let p = share_order([0; 16], &id, &o, 64).unwrap();
+            let seen = [
+                p[0].comps[0],
+                p[0].comps[1],
+                p[1].comps[1],
+                p[2].comps[0] ^ p[2].comps[1],
+            ];
+            for (k, w) in seen.iter().enumerate() {
+                for t in 0..64 {
+                    ones[k][t] += ((w >> t) & 1) as u32;
+                }
+            }
+        }
+        // mean 2000, standard deviation ~32: 6 sigma
+        for row in ones {
+            for c in row {
+                assert!((1800..=2200).contains(&c), "{c}");
+            }
+        }
+    }
+
+    #[test]
     fn fill_reconstruction_checks_both_copies() {
         let id = OrderId::new(b"f").unwrap();
         let r = [1; 16];
@@ -374,7 +478,11 @@ mod tests {
         bad[1].comps[1] ^= 1;
         assert_eq!(
             reconstruct_fill(r, &id, &bad),
-            Err(Error::FillShareMismatch { component: 2, a: PartyId::ALL[1], b: PartyId::ALL[2] })
+            Err(Error::FillShareMismatch {
+                component: 2,
+                a: PartyId::ALL[1],
+                b: PartyId::ALL[2]
+            })
         );
         assert!(reconstruct_fill(r, &id, &shares[..2]).is_err());
         assert!(reconstruct_fill([2; 16], &id, &shares).is_err());

@@ -76,9 +76,11 @@ impl RoundOutcome {
         out.extend_from_slice(&levels.to_le_bytes());
         let (cross, level, volume) = match self.result {
             ClearingResult::NoTrade => (0u8, 0u16, 0u64),
-            ClearingResult::Trade { level, volume } => {
-                (1, u16::try_from(level).map_err(|_| Error::Malformed("level"))?, volume)
-            }
+            ClearingResult::Trade { level, volume } => (
+                1,
+                u16::try_from(level).map_err(|_| Error::Malformed("level"))?,
+                volume,
+            ),
         };
         out.push(cross);
         out.extend_from_slice(&level.to_le_bytes());
@@ -99,9 +101,11 @@ impl RoundOutcome {
         let mut round = [0u8; 16];
         round.copy_from_slice(r.take(16)?);
         let bl = r.take(1)?[0] as usize;
-        let base = String::from_utf8(r.take(bl)?.to_vec()).map_err(|_| Error::Malformed("outcome base"))?;
+        let base = String::from_utf8(r.take(bl)?.to_vec())
+            .map_err(|_| Error::Malformed("outcome base"))?;
         let ql = r.take(1)?[0] as usize;
-        let quote = String::from_utf8(r.take(ql)?.to_vec()).map_err(|_| Error::Malformed("outcome quote"))?;
+        let quote = String::from_utf8(r.take(ql)?.to_vec())
+            .map_err(|_| Error::Malformed("outcome quote"))?;
         let l = r.take(2)?;
         let levels = u32::from(u16::from_le_bytes([l[0], l[1]]));
         let cross = r.take(1)?[0];
@@ -120,7 +124,14 @@ impl RoundOutcome {
             1 if level < levels && volume > 0 => ClearingResult::Trade { level, volume },
             _ => return Err(Error::Malformed("outcome result")),
         };
-        Ok(RoundOutcome { round, base, quote, levels, result, order_set_hash })
+        Ok(RoundOutcome {
+            round,
+            base,
+            quote,
+            levels,
+            result,
+            order_set_hash,
+        })
     }
 }
 
@@ -140,7 +151,12 @@ impl<'a> Reader<'a> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::needless_range_loop
+)]
 mod tests {
     use super::*;
 
@@ -152,7 +168,10 @@ mod tests {
             base: "ALICE".into(),
             quote: "BOB".into(),
             levels: 64,
-            result: ClearingResult::Trade { level: 33, volume: 10937 },
+            result: ClearingResult::Trade {
+                level: 33,
+                volume: 10937,
+            },
             order_set_hash: order_set_hash(&ids),
         };
         let b = o.to_bytes().unwrap();
@@ -163,11 +182,20 @@ mod tests {
         let mut extra = b.clone();
         extra.push(0);
         assert!(RoundOutcome::from_bytes(&extra).is_err());
-        let n = RoundOutcome { result: ClearingResult::NoTrade, ..o.clone() };
+        let n = RoundOutcome {
+            result: ClearingResult::NoTrade,
+            ..o.clone()
+        };
         assert_eq!(RoundOutcome::from_bytes(&n.to_bytes().unwrap()).unwrap(), n);
         // order matters in the order-set hash; so does every field in the encoding
         assert_ne!(order_set_hash(&ids), order_set_hash([&ids[1], &ids[0]]));
-        let other = RoundOutcome { result: ClearingResult::Trade { level: 32, volume: 10937 }, ..o };
+        let other = RoundOutcome {
+            result: ClearingResult::Trade {
+                level: 32,
+                volume: 10937,
+            },
+            ..o
+        };
         assert_ne!(other.to_bytes().unwrap(), b);
     }
 }

@@ -17,7 +17,11 @@ impl PartyId {
 
     /// Party `i`; fails unless `i < 3`.
     pub fn new(i: u8) -> Result<Self, Error> {
-        if i < 3 { Ok(PartyId(i)) } else { Err(Error::InvalidParty(i)) }
+        if i < 3 {
+            Ok(PartyId(i))
+        } else {
+            Err(Error::InvalidParty(i))
+        }
     }
 
     /// The index `0..3`.

@@ -49,7 +49,10 @@ pub fn clear_plain(levels: u32, orders: &[Order]) -> PlainResult {
         }
     }
     let Some((v, _, k)) = best.filter(|b| b.0 > 0) else {
-        return PlainResult { clearing: ClearingResult::NoTrade, fills: vec![0; orders.len()] };
+        return PlainResult {
+            clearing: ClearingResult::NoTrade,
+            fills: vec![0; orders.len()],
+        };
     };
     let mut filled_buy = 0u128;
     let mut filled_sell = 0u128;
@@ -68,7 +71,13 @@ pub fn clear_plain(levels: u32, orders: &[Order]) -> PlainResult {
             f as u64
         })
         .collect();
-    PlainResult { clearing: ClearingResult::Trade { level: k, volume: v as u64 }, fills }
+    PlainResult {
+        clearing: ClearingResult::Trade {
+            level: k,
+            volume: v as u64,
+        },
+        fills,
+    }
 }
 
 /// The checked-in test vector of the issue: 500 buyers with limit `i mod 64` and
@@ -77,14 +86,27 @@ pub fn clear_plain(levels: u32, orders: &[Order]) -> PlainResult {
 /// fill 0, first seller's fill 4.
 pub fn test_vector_book() -> Vec<Order> {
     let mut v: Vec<Order> = (0..500u64)
-        .map(|i| Order { side: Side::Buy, limit: (i % 64) as u32, qty: (i + 1) % 97 + 1 })
+        .map(|i| Order {
+            side: Side::Buy,
+            limit: (i % 64) as u32,
+            qty: (i + 1) % 97 + 1,
+        })
         .collect();
-    v.extend((0..500u64).map(|i| Order { side: Side::Sell, limit: ((i + 5) % 64) as u32, qty: (i + 3) % 89 + 1 }));
+    v.extend((0..500u64).map(|i| Order {
+        side: Side::Sell,
+        limit: ((i + 5) % 64) as u32,
+        qty: (i + 3) % 89 + 1,
+    }));
     v
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::needless_range_loop
+)]
 mod tests {
     use super::*;
 
@@ -92,7 +114,13 @@ mod tests {
     fn issue_test_vector() {
         let book = test_vector_book();
         let r = clear_plain(64, &book);
-        assert_eq!(r.clearing, ClearingResult::Trade { level: 33, volume: 10937 });
+        assert_eq!(
+            r.clearing,
+            ClearingResult::Trade {
+                level: 33,
+                volume: 10937
+            }
+        );
         assert_eq!(r.fills[0], 0);
         assert_eq!(r.fills[500], 4);
         let buys: u64 = r.fills[..500].iter().sum();
@@ -103,28 +131,66 @@ mod tests {
 
     #[test]
     fn ties_and_no_trade() {
-        let b = |limit, qty| Order { side: Side::Buy, limit, qty };
-        let s = |limit, qty| Order { side: Side::Sell, limit, qty };
+        let b = |limit, qty| Order {
+            side: Side::Buy,
+            limit,
+            qty,
+        };
+        let s = |limit, qty| Order {
+            side: Side::Sell,
+            limit,
+            qty,
+        };
         // no crossing: buy at 2, sell at 5
-        assert_eq!(clear_plain(8, &[b(2, 10), s(5, 10)]).clearing, ClearingResult::NoTrade);
+        assert_eq!(
+            clear_plain(8, &[b(2, 10), s(5, 10)]).clearing,
+            ClearingResult::NoTrade
+        );
         // one side empty
-        assert_eq!(clear_plain(8, &[b(2, 10), b(3, 1)]).clearing, ClearingResult::NoTrade);
+        assert_eq!(
+            clear_plain(8, &[b(2, 10), b(3, 1)]).clearing,
+            ClearingResult::NoTrade
+        );
         assert_eq!(clear_plain(8, &[]).clearing, ClearingResult::NoTrade);
         // V = 10 at k = 3..=5; |D-S| = 0 throughout: lowest k
         let r = clear_plain(8, &[b(5, 10), s(3, 10)]);
-        assert_eq!(r.clearing, ClearingResult::Trade { level: 3, volume: 10 });
+        assert_eq!(
+            r.clearing,
+            ClearingResult::Trade {
+                level: 3,
+                volume: 10
+            }
+        );
         assert_eq!(r.fills, vec![10, 10]);
         // V = 6 at k = 3, 4, 5 with |D-S| = 2, 2, 0: the smaller imbalance wins
         let r = clear_plain(8, &[b(5, 6), b(4, 2), s(3, 6)]);
-        assert_eq!(r.clearing, ClearingResult::Trade { level: 5, volume: 6 });
+        assert_eq!(
+            r.clearing,
+            ClearingResult::Trade {
+                level: 5,
+                volume: 6
+            }
+        );
         assert_eq!(r.fills, vec![6, 0, 6]);
         // equal V and equal imbalance at k = 3 and 4: the lower wins
         let r = clear_plain(8, &[b(5, 4), b(4, 6), s(3, 5)]);
-        assert_eq!(r.clearing, ClearingResult::Trade { level: 3, volume: 5 });
+        assert_eq!(
+            r.clearing,
+            ClearingResult::Trade {
+                level: 3,
+                volume: 5
+            }
+        );
         assert_eq!(r.fills, vec![4, 1, 5]);
         // P = 1
         let r = clear_plain(1, &[b(0, 3), s(0, 5)]);
-        assert_eq!(r.clearing, ClearingResult::Trade { level: 0, volume: 3 });
+        assert_eq!(
+            r.clearing,
+            ClearingResult::Trade {
+                level: 0,
+                volume: 3
+            }
+        );
         assert_eq!(r.fills, vec![3, 3]);
     }
 }

@@ -65,7 +65,11 @@ impl PrfStream {
         let mut digest: [u8; 32] = h.finalize().into();
         let cipher = Aes128::new(GenericArray::from_slice(&digest[..16]));
         digest.zeroize();
-        PrfStream { cipher, counter: 0, spare: None }
+        PrfStream {
+            cipher,
+            counter: 0,
+            spare: None,
+        }
     }
 
     /// Fill `out` with the next words of the stream.
@@ -183,7 +187,12 @@ impl PrfPair {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::needless_range_loop
+)]
 mod tests {
     use super::*;
 

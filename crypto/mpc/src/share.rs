@@ -54,7 +54,10 @@ impl std::fmt::Debug for BVec {
 impl AVec {
     /// `n` sharings of zero.
     pub(crate) fn zeros(n: usize) -> Self {
-        AVec { a: vec![0; n], b: vec![0; n] }
+        AVec {
+            a: vec![0; n],
+            b: vec![0; n],
+        }
     }
 
     /// Number of shared values.
@@ -91,12 +94,18 @@ impl AVec {
 
     /// Element `k` as a one-element vector.
     pub(crate) fn get(&self, k: usize) -> AVec {
-        AVec { a: vec![self.a[k]], b: vec![self.b[k]] }
+        AVec {
+            a: vec![self.a[k]],
+            b: vec![self.b[k]],
+        }
     }
 
     /// Elements `range`.
     pub(crate) fn slice(&self, range: std::ops::Range<usize>) -> AVec {
-        AVec { a: self.a[range.clone()].to_vec(), b: self.b[range].to_vec() }
+        AVec {
+            a: self.a[range.clone()].to_vec(),
+            b: self.b[range].to_vec(),
+        }
     }
 
     /// Append all elements of `other`.
@@ -108,16 +117,36 @@ impl AVec {
     /// `self + other`, elementwise.
     pub(crate) fn add(&self, other: &AVec) -> AVec {
         AVec {
-            a: self.a.iter().zip(&other.a).map(|(x, y)| x.wrapping_add(*y)).collect(),
-            b: self.b.iter().zip(&other.b).map(|(x, y)| x.wrapping_add(*y)).collect(),
+            a: self
+                .a
+                .iter()
+                .zip(&other.a)
+                .map(|(x, y)| x.wrapping_add(*y))
+                .collect(),
+            b: self
+                .b
+                .iter()
+                .zip(&other.b)
+                .map(|(x, y)| x.wrapping_add(*y))
+                .collect(),
         }
     }
 
     /// `self − other`, elementwise.
     pub(crate) fn sub(&self, other: &AVec) -> AVec {
         AVec {
-            a: self.a.iter().zip(&other.a).map(|(x, y)| x.wrapping_sub(*y)).collect(),
-            b: self.b.iter().zip(&other.b).map(|(x, y)| x.wrapping_sub(*y)).collect(),
+            a: self
+                .a
+                .iter()
+                .zip(&other.a)
+                .map(|(x, y)| x.wrapping_sub(*y))
+                .collect(),
+            b: self
+                .b
+                .iter()
+                .zip(&other.b)
+                .map(|(x, y)| x.wrapping_sub(*y))
+                .collect(),
         }
     }
 
@@ -161,14 +190,20 @@ impl AVec {
             a = a.wrapping_add(x.wrapping_mul(*c));
             b = b.wrapping_add(y.wrapping_mul(*c));
         }
-        AVec { a: vec![a], b: vec![b] }
+        AVec {
+            a: vec![a],
+            b: vec![b],
+        }
     }
 }
 
 impl BVec {
     /// `n` sharings of zero words.
     pub(crate) fn zeros(n: usize) -> Self {
-        BVec { a: vec![0; n], b: vec![0; n] }
+        BVec {
+            a: vec![0; n],
+            b: vec![0; n],
+        }
     }
 
     /// Number of shared words.
@@ -178,7 +213,10 @@ impl BVec {
 
     /// Words `range`.
     pub(crate) fn slice(&self, range: std::ops::Range<usize>) -> BVec {
-        BVec { a: self.a[range.clone()].to_vec(), b: self.b[range].to_vec() }
+        BVec {
+            a: self.a[range.clone()].to_vec(),
+            b: self.b[range].to_vec(),
+        }
     }
 
     /// Append all words of `other`.
@@ -216,9 +254,15 @@ pub(crate) fn open_arith(views: [&AVec; 3]) -> Vec<u64> {
         .map(|k| {
             for i in 0..3 {
                 // party i's b is component i+1 = party (i+1)'s a
-                assert_eq!(views[i].b[k], views[(i + 1) % 3].a[k], "inconsistent replicated share");
+                assert_eq!(
+                    views[i].b[k],
+                    views[(i + 1) % 3].a[k],
+                    "inconsistent replicated share"
+                );
             }
-            views[0].a[k].wrapping_add(views[1].a[k]).wrapping_add(views[2].a[k])
+            views[0].a[k]
+                .wrapping_add(views[1].a[k])
+                .wrapping_add(views[2].a[k])
         })
         .collect()
 }
@@ -230,7 +274,11 @@ pub(crate) fn open_xor(views: [&BVec; 3]) -> Vec<u64> {
     (0..n)
         .map(|k| {
             for i in 0..3 {
-                assert_eq!(views[i].b[k], views[(i + 1) % 3].a[k], "inconsistent replicated share");
+                assert_eq!(
+                    views[i].b[k],
+                    views[(i + 1) % 3].a[k],
+                    "inconsistent replicated share"
+                );
             }
             views[0].a[k] ^ views[1].a[k] ^ views[2].a[k]
         })

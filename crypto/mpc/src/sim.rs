@@ -70,7 +70,9 @@ pub fn run_phase<T: 'static>(
                     done.push(t);
                 }
             }
-            return done.try_into().map_err(|_| PartyErrors(vec![(PartyId::ALL[0], Error::State("lost a party"))]));
+            return done
+                .try_into()
+                .map_err(|_| PartyErrors(vec![(PartyId::ALL[0], Error::State("lost a party"))]));
         }
         let mut inboxes: [Vec<Message>; 3] = Default::default();
         for (i, s) in state.iter_mut().enumerate() {
@@ -86,7 +88,10 @@ pub fn run_phase<T: 'static>(
                     }
                 }
                 Step::Done(_) => {
-                    return Err(PartyErrors(vec![(PartyId::ALL[i], Error::State("party finished early"))]));
+                    return Err(PartyErrors(vec![(
+                        PartyId::ALL[i],
+                        Error::State("party finished early"),
+                    )]));
                 }
             }
         }
@@ -147,15 +152,35 @@ pub fn collect_and_check(
 }
 
 /// Run the clearing phase at all three nodes.
-pub fn clear_all(checked: [Checked; 3], traffic: &mut Traffic, tamper: &mut dyn FnMut(&mut Message)) -> Result<[Cleared; 3], PartyErrors> {
+pub fn clear_all(
+    checked: [Checked; 3],
+    traffic: &mut Traffic,
+    tamper: &mut dyn FnMut(&mut Message),
+) -> Result<[Cleared; 3], PartyErrors> {
     let [a, b, c] = checked;
-    run_phase([a.start_clearing()?, b.start_clearing()?, c.start_clearing()?], traffic, tamper)
+    run_phase(
+        [
+            a.start_clearing()?,
+            b.start_clearing()?,
+            c.start_clearing()?,
+        ],
+        traffic,
+        tamper,
+    )
 }
 
 /// Run the fills phase at all three nodes.
-pub fn fill_all(cleared: [Cleared; 3], traffic: &mut Traffic, tamper: &mut dyn FnMut(&mut Message)) -> Result<[Filled; 3], PartyErrors> {
+pub fn fill_all(
+    cleared: [Cleared; 3],
+    traffic: &mut Traffic,
+    tamper: &mut dyn FnMut(&mut Message),
+) -> Result<[Filled; 3], PartyErrors> {
     let [a, b, c] = cleared;
-    run_phase([a.start_fills()?, b.start_fills()?, c.start_fills()?], traffic, tamper)
+    run_phase(
+        [a.start_fills()?, b.start_fills()?, c.start_fills()?],
+        traffic,
+        tamper,
+    )
 }
 
 /// A whole round in process, with an optional message tamperer.
@@ -187,7 +212,11 @@ pub fn run_round_with(
 }
 
 /// A whole round in process.
-pub fn run_round(cfg: RoundConfig, keys: &[NodeKeys; 3], payloads: &[[OrderPayload; 3]]) -> Result<RoundRun, PartyErrors> {
+pub fn run_round(
+    cfg: RoundConfig,
+    keys: &[NodeKeys; 3],
+    payloads: &[[OrderPayload; 3]],
+) -> Result<RoundRun, PartyErrors> {
     run_round_with(cfg, keys, payloads, &mut |_| {})
 }
 

@@ -1,5 +1,10 @@
 //! Unit tests of the sub-protocols against their definitions, at three in-process parties.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::needless_range_loop
+)]
 
 use crate::compare::{and_gates_per_comparison, ltz, steps_per_comparison};
 use crate::convert::{BitComps, b2a, chain};
@@ -7,7 +12,7 @@ use crate::ctx::{Batch, SecurityMode};
 use crate::error::Error;
 use crate::message::HEADER_LEN;
 use crate::share::{AVec, BVec, open_arith, open_xor};
-use crate::tests_support::{run3, run_comparisons, share_arith};
+use crate::tests_support::{run_comparisons, run3, share_arith};
 use crate::verify::verify_gates;
 use rand::{Rng, RngCore, SeedableRng, rngs::StdRng};
 
@@ -20,7 +25,10 @@ fn share_xor(words: &[u64]) -> [BVec; 3] {
         c[1][k] = rng.next_u64();
         c[2][k] = w ^ c[0][k] ^ c[1][k];
     }
-    [0, 1, 2].map(|i| BVec { a: c[i].clone(), b: c[(i + 1) % 3].clone() })
+    [0, 1, 2].map(|i| BVec {
+        a: c[i].clone(),
+        b: c[(i + 1) % 3].clone(),
+    })
 }
 
 #[test]
@@ -28,10 +36,20 @@ fn multiplication_and_and_gates() {
     let mut rng = StdRng::seed_from_u64(5);
     let x: Vec<u64> = (0..100).map(|_| rng.r#gen()).collect();
     let y: Vec<u64> = (0..100).map(|_| rng.r#gen()).collect();
-    let (xs, ys, ps, qs) = (share_arith(&x), share_arith(&y), share_xor(&x), share_xor(&y));
+    let (xs, ys, ps, qs) = (
+        share_arith(&x),
+        share_arith(&y),
+        share_xor(&x),
+        share_xor(&y),
+    );
     for mode in [SecurityMode::SemiHonest, SecurityMode::Malicious] {
         let (out, t) = run3(mode, &mut |_| {}, |p, mut ctx| {
-            let (a, b, c, d) = (xs[p.index()].clone(), ys[p.index()].clone(), ps[p.index()].clone(), qs[p.index()].clone());
+            let (a, b, c, d) = (
+                xs[p.index()].clone(),
+                ys[p.index()].clone(),
+                ps[p.index()].clone(),
+                qs[p.index()].clone(),
+            );
             async move {
                 let mut batch = Batch::new(ctx.mode());
                 let r1 = batch.mul(&a, &b);
@@ -51,8 +69,13 @@ fn multiplication_and_and_gates() {
             assert_eq!(prod[k], x[k].wrapping_mul(y[k]));
             assert_eq!(and[k], x[k] & y[k]);
         }
-        let d0 = x.iter().zip(&y).fold(0u64, |s, (a, b)| s.wrapping_add(a.wrapping_mul(*b)));
-        let d1 = x.iter().fold(0u64, |s, a| s.wrapping_add(a.wrapping_mul(*a)));
+        let d0 = x
+            .iter()
+            .zip(&y)
+            .fold(0u64, |s, (a, b)| s.wrapping_add(a.wrapping_mul(*b)));
+        let d1 = x
+            .iter()
+            .fold(0u64, |s, a| s.wrapping_add(a.wrapping_mul(*a)));
         assert_eq!(dots, vec![d0, d1]);
         if mode == SecurityMode::SemiHonest {
             // one step, one element per product, per AND word and per dot product
@@ -92,7 +115,9 @@ fn one_hot_chains() {
     let q: Vec<u64> = (0..n).map(|_| rng.gen_range(1..1000)).collect();
     let v: Vec<u64> = (0..n).map(|_| rng.gen_range(0..8)).collect();
     let qs = share_arith(&q);
-    let bits: Vec<[AVec; 3]> = (0..3).map(|t| share_arith(&v.iter().map(|x| (x >> t) & 1).collect::<Vec<_>>())).collect();
+    let bits: Vec<[AVec; 3]> = (0..3)
+        .map(|t| share_arith(&v.iter().map(|x| (x >> t) & 1).collect::<Vec<_>>()))
+        .collect();
     let (out, t) = run3(SecurityMode::SemiHonest, &mut |_| {}, |p, mut ctx| {
         let q = qs[p.index()].clone();
         let b: Vec<AVec> = bits.iter().map(|s| s[p.index()].clone()).collect();
@@ -116,7 +141,11 @@ fn signed(x: i64) -> u64 {
 fn comparisons_at_every_width() {
     let mut rng = StdRng::seed_from_u64(8);
     for w in [1u32, 2, 3, 4, 5, 17, 44, 63, 64] {
-        let half = if w == 64 { i64::MAX } else { (1i64 << (w - 1)) - 1 };
+        let half = if w == 64 {
+            i64::MAX
+        } else {
+            (1i64 << (w - 1)) - 1
+        };
         let mut vals: Vec<i64> = vec![0, -1, 1, half, -half - 1, -half, half.saturating_sub(1)];
         vals.retain(|v| *v >= -half - 1 && *v <= half);
         vals.extend((0..120).map(|_| rng.gen_range(-half - 1..=half)));
@@ -140,7 +169,8 @@ fn comparison_cost_matches_the_circuit() {
         })
         .unwrap();
         assert_eq!(t.steps, steps_per_comparison(w));
-        let expect = t.steps as u64 * 2 * HEADER_LEN as u64 + 8 * and_gates_per_comparison(w) as u64;
+        let expect =
+            t.steps as u64 * 2 * HEADER_LEN as u64 + 8 * and_gates_per_comparison(w) as u64;
         assert_eq!(t.bytes_sent, [expect; 3], "w={w}");
     }
     assert_eq!(and_gates_per_comparison(64), 241);
@@ -171,10 +201,12 @@ fn attacked(
     let vals: Vec<u64> = (-40i64..40).map(signed).collect();
     let xs = share_arith(&vals);
     let mut tamper = |m: &mut crate::message::Message| {
-        if let Some((step, xor)) = tamper_step {
-            if m.step == step && m.from.index() == 1 && !m.words.is_empty() {
-                m.words[0] ^= xor;
-            }
+        if let Some((step, xor)) = tamper_step
+            && m.step == step
+            && m.from.index() == 1
+            && !m.words.is_empty()
+        {
+            m.words[0] ^= xor;
         }
     };
     let n = vals.len();
@@ -187,7 +219,9 @@ fn attacked(
             let lt = ltz(&mut ctx, &x, 10).await?;
             verify_gates(&mut ctx).await?;
             let (_, words) = ctx.open(&AVec::zeros(0), &lt).await?;
-            Ok((0..n).map(|v| (words[v / 64] >> (v % 64)) & 1 == 1).collect::<Vec<bool>>())
+            Ok((0..n)
+                .map(|v| (words[v / 64] >> (v % 64)) & 1 == 1)
+                .collect::<Vec<bool>>())
         }
     })
     .map(|(o, _)| o[0].clone())
@@ -202,11 +236,20 @@ fn honest_signs() -> Vec<bool> {
 fn wrong_share_in_an_opening_is_detected_in_both_modes() {
     // ltz(w=10) has 2 + 3 = 5 steps; in semi-honest mode the opening is step 5
     let errs = attacked(SecurityMode::SemiHonest, Some((5, 1)), None).unwrap_err();
-    assert!(errs.iter().any(|e| matches!(e, Error::OpenMismatch { .. })), "{errs:?}");
+    assert!(
+        errs.iter().any(|e| matches!(e, Error::OpenMismatch { .. })),
+        "{errs:?}"
+    );
     // in malicious mode the verification comes first; the final opening is step 10
     let errs = attacked(SecurityMode::Malicious, Some((10, 1)), None).unwrap_err();
-    assert!(errs.iter().any(|e| matches!(e, Error::OpenMismatch { .. })), "{errs:?}");
-    assert_eq!(attacked(SecurityMode::Malicious, None, None).unwrap(), honest_signs());
+    assert!(
+        errs.iter().any(|e| matches!(e, Error::OpenMismatch { .. })),
+        "{errs:?}"
+    );
+    assert_eq!(
+        attacked(SecurityMode::Malicious, None, None).unwrap(),
+        honest_signs()
+    );
 }
 
 #[test]
@@ -214,7 +257,8 @@ fn inconsistent_multiplication_message_is_detected_in_malicious_mode() {
     for (step, xor) in [(0, u64::MAX), (3, 1 << 17), (4, 1)] {
         let errs = attacked(SecurityMode::Malicious, Some((step, xor)), None).unwrap_err();
         assert!(
-            errs.iter().any(|e| matches!(e, Error::VerificationFailed(_) | Error::OpenMismatch { .. })),
+            errs.iter()
+                .any(|e| matches!(e, Error::VerificationFailed(_) | Error::OpenMismatch { .. })),
             "{errs:?}"
         );
     }
@@ -224,9 +268,17 @@ fn inconsistent_multiplication_message_is_detected_in_malicious_mode() {
 fn additive_attack_is_invisible_to_replication_but_caught_in_malicious_mode() {
     // party 1 adds an error to its AND term in the carry-save step and keeps it itself
     let sh = attacked(SecurityMode::SemiHonest, None, Some((0, u64::MAX))).unwrap();
-    assert_ne!(sh, honest_signs(), "the semi-honest result is silently wrong");
+    assert_ne!(
+        sh,
+        honest_signs(),
+        "the semi-honest result is silently wrong"
+    );
     for (step, e) in [(0, u64::MAX), (1, 1 << 40), (4, 1)] {
         let mal = attacked(SecurityMode::Malicious, None, Some((step, e))).unwrap_err();
-        assert!(mal.iter().any(|e| matches!(e, Error::VerificationFailed(_))), "{mal:?}");
+        assert!(
+            mal.iter()
+                .any(|e| matches!(e, Error::VerificationFailed(_))),
+            "{mal:?}"
+        );
     }
 }

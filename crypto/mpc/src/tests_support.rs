@@ -29,9 +29,17 @@ where
         let p = k.party();
         let (chan, slot) = Chan::new();
         let ctx = Ctx::new(k.core(round, mode), chan, Phase::Clearing);
-        steps.push(Running::start(p, round, Phase::Clearing, slot, make(p, ctx))?);
+        steps.push(Running::start(
+            p,
+            round,
+            Phase::Clearing,
+            slot,
+            make(p, ctx),
+        )?);
     }
-    let steps: [Step<T>; 3] = steps.try_into().map_err(|_| Error::State("three parties"))?;
+    let steps: [Step<T>; 3] = steps
+        .try_into()
+        .map_err(|_| Error::State("three parties"))?;
     let mut traffic = Traffic::default();
     let out = run_phase(steps, &mut traffic, tamper)?;
     Ok((out, traffic))
@@ -47,7 +55,10 @@ pub(crate) fn share_arith(values: &[u64]) -> [AVec; 3] {
         c[1][k] = rng.next_u64();
         c[2][k] = v.wrapping_sub(c[0][k]).wrapping_sub(c[1][k]);
     }
-    [0, 1, 2].map(|i| AVec { a: c[i].clone(), b: c[(i + 1) % 3].clone() })
+    [0, 1, 2].map(|i| AVec {
+        a: c[i].clone(),
+        b: c[(i + 1) % 3].clone(),
+    })
 }
 
 /// Result of [`run_comparisons`].
@@ -69,7 +80,11 @@ pub struct PreparedComparisons {
 
 /// Secret-share `values` for comparisons of width `w`.
 pub fn prepare_comparisons(values: &[u64], w: u32, mode: SecurityMode) -> PreparedComparisons {
-    PreparedComparisons { shares: share_arith(values), w, mode }
+    PreparedComparisons {
+        shares: share_arith(values),
+        w,
+        mode,
+    }
 }
 
 impl PreparedComparisons {
@@ -84,7 +99,9 @@ impl PreparedComparisons {
                 let lt = crate::compare::ltz(&mut ctx, &x, w).await?;
                 crate::verify::verify_gates(&mut ctx).await?;
                 let (_, words) = ctx.open(&AVec::zeros(0), &lt).await?;
-                Ok((0..n).map(|v| (words[v / 64] >> (v % 64)) & 1 == 1).collect::<Vec<bool>>())
+                Ok((0..n)
+                    .map(|v| (words[v / 64] >> (v % 64)) & 1 == 1)
+                    .collect::<Vec<bool>>())
             }
         })?;
         let [negative, _, _] = out;
@@ -94,6 +111,10 @@ impl PreparedComparisons {
 
 /// Secret-share `values`, compare each with zero at three in-process parties (one
 /// batch), check the gates in malicious mode, open the result bits.
-pub fn run_comparisons(values: &[u64], w: u32, mode: SecurityMode) -> Result<ComparisonRun, PartyErrors> {
+pub fn run_comparisons(
+    values: &[u64],
+    w: u32,
+    mode: SecurityMode,
+) -> Result<ComparisonRun, PartyErrors> {
     prepare_comparisons(values, w, mode).run()
 }

@@ -40,7 +40,12 @@ pub(crate) fn to_planes(values: &[u64], w: usize) -> Vec<u64> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::needless_range_loop
+)]
 mod tests {
     use super::*;
     use rand::{Rng, SeedableRng, rngs::StdRng};

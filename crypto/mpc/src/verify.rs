@@ -22,7 +22,9 @@ const MIN_BUCKETS: usize = 1 << 12;
 
 /// `log2 binom(n, k)`.
 fn log2_binom(n: usize, k: usize) -> f64 {
-    (0..k).map(|i| ((n - i) as f64 / (k - i) as f64).log2()).sum()
+    (0..k)
+        .map(|i| ((n - i) as f64 / (k - i) as f64).log2())
+        .sum()
 }
 
 /// Bucket size `B` and number `C` of opened triples for `gates` gates in `lanes`
@@ -72,7 +74,11 @@ fn plan(perm: &[usize], gates: usize, b: usize, c: usize, buckets: usize) -> Pla
             pairs.push((bucket[0], o));
         }
     }
-    Plan { open, gate_triple, pairs }
+    Plan {
+        open,
+        gate_triple,
+        pairs,
+    }
 }
 
 /// The ring operations the check needs: `Z_2^64` or 64 lanes of `GF(2)`.
@@ -128,8 +134,14 @@ fn push_rho_sigma<R: Ring>(g: &Triple, t: &Triple, oa: &mut Vec<u64>, ob: &mut V
 #[inline]
 fn check_value<R: Ring>(me: usize, g: &Triple, t: &Triple, rho: u64, sig: u64) -> (u64, u64) {
     let rs = R::mul(rho, sig);
-    let mut ea = R::sub(R::sub(R::sub(g[4], t[4]), R::mul(sig, t[0])), R::mul(rho, t[2]));
-    let mut eb = R::sub(R::sub(R::sub(g[5], t[5]), R::mul(sig, t[1])), R::mul(rho, t[3]));
+    let mut ea = R::sub(
+        R::sub(R::sub(g[4], t[4]), R::mul(sig, t[0])),
+        R::mul(rho, t[2]),
+    );
+    let mut eb = R::sub(
+        R::sub(R::sub(g[5], t[5]), R::mul(sig, t[1])),
+        R::mul(rho, t[3]),
+    );
     match me {
         0 => ea = R::sub(ea, rs),
         2 => eb = R::sub(eb, rs),
@@ -180,12 +192,20 @@ impl Side {
         for k in 0..oc {
             let (a, b, c) = (opened[3 * k], opened[3 * k + 1], opened[3 * k + 2]);
             if R::mul(a, b) != c {
-                return Err(Error::VerificationFailed("an opened triple is not a product"));
+                return Err(Error::VerificationFailed(
+                    "an opened triple is not a product",
+                ));
             }
         }
         let mut off = 3 * oc;
         for &(o, k) in &self.plan.pairs {
-            let (ea, eb) = check_value::<R>(me, &self.triples[o], &self.triples[k], opened[off], opened[off + 1]);
+            let (ea, eb) = check_value::<R>(
+                me,
+                &self.triples[o],
+                &self.triples[k],
+                opened[off],
+                opened[off + 1],
+            );
             za.push(ea);
             zb.push(eb);
             off += 2;
@@ -210,8 +230,16 @@ pub(crate) async fn verify_gates(ctx: &mut Ctx) -> Result<(), Error> {
     let round = ctx.core.round;
     let na = log.az.len();
     let nb = log.bz.len();
-    let (ba, ca, bka) = if na == 0 { (2, 0, 0) } else { bucket_parameters(na, 1) };
-    let (bb, cb, bkb) = if nb == 0 { (2, 0, 0) } else { bucket_parameters(nb, 64) };
+    let (ba, ca, bka) = if na == 0 {
+        (2, 0, 0)
+    } else {
+        bucket_parameters(na, 1)
+    };
+    let (bb, cb, bkb) = if nb == 0 {
+        (2, 0, 0)
+    } else {
+        bucket_parameters(nb, 64)
+    };
     let ta = bka * ba + ca;
     let tb = bkb * bb + cb;
 
@@ -230,12 +258,27 @@ pub(crate) async fn verify_gates(ctx: &mut Ctx) -> Result<(), Error> {
     let out = ctx.run(batch).await?;
     let z = out.arith(&rc);
     let zq = out.bin(&rcb);
-    let arith_triples: Vec<Triple> = (0..ta).map(|k| gate(&x.a, &x.b, &y.a, &y.b, &z.a, &z.b, k)).collect();
-    let bin_triples: Vec<Triple> = (0..tb).map(|k| gate(&p.a, &p.b, &q.a, &q.b, &zq.a, &zq.b, k)).collect();
+    let arith_triples: Vec<Triple> = (0..ta)
+        .map(|k| gate(&x.a, &x.b, &y.a, &y.b, &z.a, &z.b, k))
+        .collect();
+    let bin_triples: Vec<Triple> = (0..tb)
+        .map(|k| gate(&p.a, &p.b, &q.a, &q.b, &zq.a, &zq.b, k))
+        .collect();
     drop((x, y, z, p, q, zq));
-    let GateLog { ax, ay, az, bx, by, bz } = log;
-    let arith_gates: Vec<Triple> = (0..na).map(|g| gate(&ax.a, &ax.b, &ay.a, &ay.b, &az.a, &az.b, g)).collect();
-    let bin_gates: Vec<Triple> = (0..nb).map(|g| gate(&bx.a, &bx.b, &by.a, &by.b, &bz.a, &bz.b, g)).collect();
+    let GateLog {
+        ax,
+        ay,
+        az,
+        bx,
+        by,
+        bz,
+    } = log;
+    let arith_gates: Vec<Triple> = (0..na)
+        .map(|g| gate(&ax.a, &ax.b, &ay.a, &ay.b, &az.a, &az.b, g))
+        .collect();
+    let bin_gates: Vec<Triple> = (0..nb)
+        .map(|g| gate(&bx.a, &bx.b, &by.a, &by.b, &bz.a, &bz.b, g))
+        .collect();
     drop((ax, ay, az, bx, by, bz));
 
     // 2. coins, fixed only after the gates and triples are
@@ -243,26 +286,47 @@ pub(crate) async fn verify_gates(ctx: &mut Ctx) -> Result<(), Error> {
     // Move the triples into their random order once (one random read each); from here
     // on buckets are contiguous and every pass is sequential.
     let shuffle = |t: Vec<Triple>, label: &[u8]| -> Vec<Triple> {
-        permutation(&seed, &round, label, t.len()).into_iter().map(|k| t[k]).collect()
+        permutation(&seed, &round, label, t.len())
+            .into_iter()
+            .map(|k| t[k])
+            .collect()
     };
     let arith_triples = shuffle(arith_triples, b"arith");
     let bin_triples = shuffle(bin_triples, b"binary");
     let ident = |n: usize| (0..n).collect::<Vec<usize>>();
-    let sa = Side { triples: arith_triples, plan: plan(&ident(ta), na, ba, ca, bka) };
-    let sb = Side { triples: bin_triples, plan: plan(&ident(tb), nb, bb, cb, bkb) };
+    let sa = Side {
+        triples: arith_triples,
+        plan: plan(&ident(ta), na, ba, ca, bka),
+    };
+    let sb = Side {
+        triples: bin_triples,
+        plan: plan(&ident(tb), nb, bb, cb, bkb),
+    };
 
     // 3. one opening step: the cut triples, and ρ, σ of every check
-    let mut oa = AVec { a: Vec::with_capacity(sa.open_len()), b: Vec::with_capacity(sa.open_len()) };
+    let mut oa = AVec {
+        a: Vec::with_capacity(sa.open_len()),
+        b: Vec::with_capacity(sa.open_len()),
+    };
     sa.to_open::<Arith>(&arith_gates, &mut oa.a, &mut oa.b);
-    let mut ob = BVec { a: Vec::with_capacity(sb.open_len()), b: Vec::with_capacity(sb.open_len()) };
+    let mut ob = BVec {
+        a: Vec::with_capacity(sb.open_len()),
+        b: Vec::with_capacity(sb.open_len()),
+    };
     sb.to_open::<Bits>(&bin_gates, &mut ob.a, &mut ob.b);
     let (va, vb) = ctx.open(&oa, &ob).await?;
     drop((oa, ob));
 
     // 4. z − c − σ·a − ρ·b − ρσ must be zero for every check
-    let mut za = AVec { a: Vec::with_capacity(na + sa.plan.pairs.len()), b: Vec::with_capacity(na + sa.plan.pairs.len()) };
+    let mut za = AVec {
+        a: Vec::with_capacity(na + sa.plan.pairs.len()),
+        b: Vec::with_capacity(na + sa.plan.pairs.len()),
+    };
     sa.zeros::<Arith>(me.index(), &arith_gates, &va, &mut za.a, &mut za.b)?;
-    let mut zb = BVec { a: Vec::with_capacity(nb + sb.plan.pairs.len()), b: Vec::with_capacity(nb + sb.plan.pairs.len()) };
+    let mut zb = BVec {
+        a: Vec::with_capacity(nb + sb.plan.pairs.len()),
+        b: Vec::with_capacity(nb + sb.plan.pairs.len()),
+    };
     sb.zeros::<Bits>(me.index(), &bin_gates, &vb, &mut zb.a, &mut zb.b)?;
 
     // 5. all zero, without sending them
@@ -270,13 +334,25 @@ pub(crate) async fn verify_gates(ctx: &mut Ctx) -> Result<(), Error> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::needless_range_loop
+)]
 mod tests {
     use super::*;
 
     #[test]
     fn parameters_meet_the_bound() {
-        for (gates, lanes) in [(1, 1), (100, 64), (5_000, 1), (250_000, 1), (30_000, 64), (2_000_000, 64)] {
+        for (gates, lanes) in [
+            (1, 1),
+            (100, 64),
+            (5_000, 1),
+            (250_000, 1),
+            (30_000, 64),
+            (2_000_000, 64),
+        ] {
             let (b, c, n) = bucket_parameters(gates, lanes);
             assert!(n >= gates);
             assert_eq!(b, c);

@@ -190,3 +190,15 @@ fn server_state_survives_a_restart() {
     assert!(ServerAwaitingMembers::restore(&other.round, &awaiting).is_err());
     assert!(ServerAwaitingMembers::restore(&round, &snapshot).is_err());
 }
+
+#[test]
+fn round_state_can_be_shared_across_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<Round>();
+    send_sync::<ClientMessage>();
+    send_sync::<MemberMessage>();
+    send::<ServerCollecting<'static>>();
+    send::<ServerAwaitingMembers<'static>>();
+    send::<CommitteeMember<'static>>();
+}

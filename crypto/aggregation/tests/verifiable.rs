@@ -136,7 +136,7 @@ fn verifiable_limbs_fit_the_capacity() {
 
 /// `cargo test -p veilgrid-aggregation --release -- --ignored verifiable_round_at_l_4096`
 #[test]
-#[ignore = "heavy: Bulletproofs over 4096 entries (about a minute in release)"]
+#[ignore = "heavy: Bulletproofs over 4096 entries (about 40 s in release)"]
 fn verifiable_round_at_l_4096() {
     let s = setup(
         RoundParams::new(4096, 16, 4, 3, 1)

@@ -202,3 +202,41 @@ fn round_state_can_be_shared_across_threads() {
     send::<ServerAwaitingMembers<'static>>();
     send::<CommitteeMember<'static>>();
 }
+
+mod random_parameters {
+    use super::*;
+    use proptest::prelude::*;
+    use rand::Rng;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(12))]
+        /// Every per-round parameter choice (L, B, N, m, t) sums exactly with any t + 1 members.
+        #[test]
+        fn any_parameters_sum_exactly(
+            len in 1u32..40,
+            max_clients in 1u32..3000,
+            committee in 2u16..7,
+            t_frac in 0.0f64..1.0,
+            bits_frac in 0.0f64..1.0,
+            seed in any::<u64>(),
+        ) {
+            let threshold = 1 + ((committee - 1) as f64 * t_frac) as u16 % (committee - 1);
+            let widest = params::max_bits(RingSet::R4096P61, max_clients);
+            let bits = 1 + ((widest - 1) as f64 * bits_frac) as u32;
+            let p = RoundParams::new(len, bits, max_clients, committee, threshold).unwrap();
+            let s = setup(p, (seed % 200) as u8);
+            let mut r = rng(seed);
+            let clients = r.gen_range(1..=max_clients.min(4)) as usize;
+            let inputs = random_inputs(&mut r, clients, len as usize, bits);
+            let msgs = client_messages(&s, &inputs, seed % 1000);
+            // A random subset of t + 1 members answers.
+            let mut members: Vec<u16> = (1..=committee).collect();
+            for i in (1..members.len()).rev() {
+                members.swap(i, r.gen_range(0..=i));
+            }
+            members.truncate(threshold as usize + 1);
+            members.sort_unstable();
+            prop_assert_eq!(run(&s, &msgs, &members).unwrap().sum, plain_sum(&inputs));
+        }
+    }
+}

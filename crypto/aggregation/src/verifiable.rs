@@ -274,6 +274,34 @@ pub struct AuditTranscript {
 const AUDIT_TAG: &[u8; 4] = b"VGAA";
 
 impl AuditTranscript {
+    /// The transcript of a finished verifiable round from the counted clients' messages (any
+    /// order; messages of clients not counted are ignored) and the round's result.
+    pub fn from_round(
+        messages: &[crate::messages::ClientMessage],
+        result: &crate::server::AggregateResult,
+    ) -> Result<Self, Error> {
+        let blindings = result
+            .blindings
+            .clone()
+            .ok_or(Error::Mode("the round is not verifiable"))?;
+        let mut clients = Vec::with_capacity(result.counted.len());
+        for &id in &result.counted {
+            let msg = messages
+                .iter()
+                .find(|m| m.client() == id)
+                .ok_or(Error::DeclaredSet("no message for a counted client"))?;
+            let att = msg
+                .attachment()
+                .ok_or(Error::Mode("a counted client has no attachment"))?;
+            clients.push((id, att.clone()));
+        }
+        Ok(Self {
+            clients,
+            sum: result.sum.clone(),
+            blindings,
+        })
+    }
+
     /// Re-verifies every range proof and the opening of the product of commitments.
     pub fn verify(&self, round: &Round) -> Result<(), Error> {
         if !round.params().is_verifiable() {

@@ -13,15 +13,7 @@ fn verifiable_params(len: u32, bits: u32) -> RoundParams {
 }
 
 fn audit_of(msgs: &[ClientMessage], result: &AggregateResult) -> AuditTranscript {
-    AuditTranscript {
-        clients: msgs
-            .iter()
-            .filter(|m| result.counted.contains(&m.client()))
-            .map(|m| (m.client(), m.attachment().unwrap().clone()))
-            .collect(),
-        sum: result.sum.clone(),
-        blindings: result.blindings.clone().unwrap(),
-    }
+    AuditTranscript::from_round(msgs, result).unwrap()
 }
 
 #[test]

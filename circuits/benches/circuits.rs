@@ -113,6 +113,10 @@ fn bench_circuit<C: ConstraintSynthesizer<Fr> + Clone>(
     g.bench_function("verify", |b| {
         b.iter(|| groth16::verify(&keys.verifying_key, &public, &proof).unwrap())
     });
+    let prepared = groth16::PreparedVerifier::new(&keys.verifying_key);
+    g.bench_function("verify_prepared", |b| {
+        b.iter(|| prepared.verify(&public, &proof).unwrap())
+    });
     g.finish();
     // one timed proof for the constraints/s line
     let t = Instant::now();

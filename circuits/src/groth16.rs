@@ -104,15 +104,74 @@ where
 }
 
 /// Verifies `proof` for `public_inputs` (in the circuit's documented order).
+/// (Prepares the key each call; use [`PreparedVerifier`] to verify many proofs.)
 pub fn verify(vk: &VerifyingKey, public_inputs: &[Fr], proof: &Proof) -> Result<()> {
     if public_inputs.len() + 1 != vk.gamma_abc_g1.len() {
         return Err(Error::ProofRejected("wrong number of public inputs"));
     }
-    let pvk = ark_groth16::prepare_verifying_key(vk);
-    match ark_groth16::Groth16::<Bn254>::verify_with_processed_vk(&pvk, public_inputs, proof) {
-        Ok(true) => Ok(()),
-        Ok(false) => Err(Error::ProofRejected("pairing check failed")),
-        Err(e) => Err(Error::Synthesis(e.to_string())),
+    PreparedVerifier {
+        pvk: ark_groth16::prepare_verifying_key(vk),
+        id: VerifyingKeyId([0; 32]),
+    }
+    .verify(public_inputs, proof)
+}
+
+/// A verifying key prepared once for many verifications (`e(α, β)` and the
+/// G2 line coefficients precomputed), with its id.
+#[derive(Clone)]
+pub struct PreparedVerifier {
+    pvk: ark_groth16::PreparedVerifyingKey<Bn254>,
+    id: VerifyingKeyId,
+}
+
+impl core::fmt::Debug for PreparedVerifier {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("PreparedVerifier")
+            .field("id", &self.id.to_hex())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PreparedVerifier {
+    /// Prepares `vk`.
+    pub fn new(vk: &VerifyingKey) -> Self {
+        Self {
+            pvk: ark_groth16::prepare_verifying_key(vk),
+            id: verifying_key_id(vk),
+        }
+    }
+
+    /// Prepares `vk` after checking that it is the pinned key.
+    pub fn pinned(pinned: &VerifyingKeyId, vk: &VerifyingKey) -> Result<Self> {
+        let v = Self::new(vk);
+        if v.id != *pinned {
+            return Err(Error::WrongVerifyingKey {
+                expected: pinned.to_hex(),
+                actual: v.id.to_hex(),
+            });
+        }
+        Ok(v)
+    }
+
+    /// The key's id.
+    pub fn id(&self) -> VerifyingKeyId {
+        self.id
+    }
+
+    /// Verifies `proof` for `public_inputs`.
+    pub fn verify(&self, public_inputs: &[Fr], proof: &Proof) -> Result<()> {
+        if public_inputs.len() + 1 != self.pvk.vk.gamma_abc_g1.len() {
+            return Err(Error::ProofRejected("wrong number of public inputs"));
+        }
+        match ark_groth16::Groth16::<Bn254>::verify_with_processed_vk(
+            &self.pvk,
+            public_inputs,
+            proof,
+        ) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(Error::ProofRejected("pairing check failed")),
+            Err(e) => Err(Error::Synthesis(e.to_string())),
+        }
     }
 }
 

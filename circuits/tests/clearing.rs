@@ -272,3 +272,60 @@ proptest! {
         prop_assert!(is_satisfied(c).unwrap());
     }
 }
+
+/// Off a power-of-two grid a limit in `[P, 2^⌈log2 P⌉)` fits the level bits; the
+/// circuit must still refuse it (a sell there would otherwise count as a buy).
+#[test]
+fn limit_beyond_a_non_power_of_two_grid_is_unsatisfiable() {
+    use veilgrid_circuits::clearing::ClearingPublic;
+    let shape = BookShape {
+        max_orders: 2,
+        levels: 5,
+    };
+    // a legal book to get the shape's public values, then a forged slot at level 6
+    let honest = OrderBook::new(
+        shape,
+        vec![Order {
+            side: Side::Buy,
+            limit: 1,
+            qty: 3,
+        }],
+        Fr::from(5u64),
+        Fr::from(6u64),
+    )
+    .unwrap();
+    let (c, _) = ClearingCircuit::new(honest).unwrap();
+    assert!(is_satisfied(c.clone()).unwrap());
+    let forged = OrderBook::new_unchecked_for_tests(
+        shape,
+        vec![
+            Order {
+                side: Side::Buy,
+                limit: 1,
+                qty: 3,
+            },
+            Order {
+                side: Side::Sell,
+                limit: 6,
+                qty: 3,
+            },
+        ],
+        Fr::from(5u64),
+        Fr::from(6u64),
+    );
+    let book_commitment = forged.commitment().unwrap().0;
+    // claim what a sell-counted-as-buy-at-level-1 book would clear to: nothing, or anything
+    for (level, volume) in [(0u64, 0u64), (1, 3)] {
+        let fills = forged.fills_commitment(&[0, 0]).unwrap().0;
+        let public = ClearingPublic {
+            book_commitment,
+            level,
+            volume,
+            fills_commitment: fills,
+        };
+        for argmax in 0..5 {
+            let c = ClearingCircuit::with_claim(forged.clone(), argmax, public);
+            assert!(!is_satisfied(c).unwrap());
+        }
+    }
+}

@@ -30,6 +30,17 @@ fn inference_proof_verifies_and_lies_do_not() {
         ));
     }
     assert!(groth16::verify(&keys.verifying_key, &public[..2], &proof).is_err());
+    let prepared = groth16::PreparedVerifier::new(&keys.verifying_key);
+    prepared.verify(&public, &proof).unwrap();
+    let mut bad = public.clone();
+    bad[2] = Fr::from(1u64) - bad[2];
+    assert!(prepared.verify(&bad, &proof).is_err());
+    let id = groth16::verifying_key_id(&keys.verifying_key);
+    assert_eq!(prepared.id(), id);
+    assert!(groth16::PreparedVerifier::pinned(&id, &keys.verifying_key).is_ok());
+    assert!(
+        groth16::PreparedVerifier::pinned(&VerifyingKeyId([7; 32]), &keys.verifying_key).is_err()
+    );
 }
 
 #[test]

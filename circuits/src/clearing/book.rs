@@ -140,6 +140,22 @@ impl OrderBook {
         })
     }
 
+    /// A book that skips validation, so tests can feed the circuit hostile slots.
+    #[doc(hidden)]
+    pub fn new_unchecked_for_tests(
+        shape: BookShape,
+        orders: Vec<Order>,
+        blinding: Fr,
+        fills_blinding: Fr,
+    ) -> Self {
+        Self {
+            shape,
+            orders,
+            blinding,
+            fills_blinding,
+        }
+    }
+
     /// A book with fresh random blindings.
     pub fn with_random_blindings<R: rand_core::RngCore + rand_core::CryptoRng>(
         shape: BookShape,

@@ -134,6 +134,11 @@ impl ConstraintSynthesizer<Fr> for ClearingCircuit {
         for o in &slots {
             let s = Bit::new_witness(cs.clone(), || Ok(o.side == Side::Buy))?;
             let (l, lbits) = range::alloc_uint(cs.clone(), u128::from(o.limit), lb)?;
+            if p < (1 << lb) {
+                // off a power-of-two grid, also enforce limit <= P - 1 (otherwise a sell
+                // at level P + j would land in the buy histogram at j)
+                compare::enforce_ge(&FrVar::constant(Fr::from((p - 1) as u64)), &l, lb)?;
+            }
             let (q, qbits) = range::alloc_uint(cs.clone(), u128::from(o.qty), MAX_QTY_BITS)?;
             fields.push(vec![s.clone()]);
             fields.push(lbits);

@@ -4,7 +4,11 @@ use std::{env, fs, path::PathBuf};
 
 use prost::Message;
 
-const PROTOS: &[&str] = &["veilgrid/grid/v1/grid.proto", "veilgrid/echo/v1/echo.proto"];
+const PROTOS: &[&str] = &[
+    "veilgrid/grid/v1/grid.proto",
+    "veilgrid/echo/v1/echo.proto",
+    "veilgrid/matching/v1/matching.proto",
+];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     for p in PROTOS {

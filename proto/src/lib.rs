@@ -21,3 +21,11 @@ pub mod echo {
         tonic::include_proto!("veilgrid.echo.v1");
     }
 }
+
+/// `veilgrid.matching.v1`: sealed-bid matching by three MPC nodes.
+pub mod matching {
+    /// Version 1.
+    pub mod v1 {
+        tonic::include_proto!("veilgrid.matching.v1");
+    }
+}

@@ -92,15 +92,50 @@ where
     })
 }
 
-/// Proves the statement of `circuit` (its witness must satisfy it). The prover
-/// checks satisfaction first and refuses to produce a proof of a false statement.
+/// Proves the statement of `circuit`. The circuit is synthesized once; if its
+/// witness does not satisfy it (a false statement), no proof is produced and
+/// [`Error::Unsatisfied`] is returned instead of a proof that would not verify.
 pub fn prove<C, R>(pk: &ProvingKey, circuit: C, rng: &mut R) -> Result<Proof>
 where
     C: ConstraintSynthesizer<Fr>,
     R: RngCore + CryptoRng,
 {
-    ark_groth16::Groth16::<Bn254>::prove(pk, circuit, rng)
-        .map_err(|e| Error::Synthesis(e.to_string()))
+    use ark_ff::UniformRand;
+    use ark_relations::gr1cs::{
+        ConstraintSystem, OptimizationGoal, R1CS_PREDICATE_LABEL, SynthesisMode,
+    };
+    let cs = ConstraintSystem::<Fr>::new_ref();
+    cs.set_optimization_goal(OptimizationGoal::Constraints);
+    cs.set_mode(SynthesisMode::Prove {
+        construct_matrices: true,
+        generate_lc_assignments: false,
+    });
+    circuit.generate_constraints(cs.clone())?;
+    cs.finalize();
+    if !cs.is_satisfied()? {
+        return Err(Error::Unsatisfied {
+            circuit: core::any::type_name::<C>(),
+        });
+    }
+    let matrices = cs.to_matrices()?;
+    let r1cs = matrices
+        .get(R1CS_PREDICATE_LABEL)
+        .ok_or_else(|| Error::Synthesis("no R1CS matrices".into()))?;
+    let num_inputs = cs.num_instance_variables();
+    let num_constraints = cs.num_constraints();
+    let full_assignment = [cs.instance_assignment()?, cs.witness_assignment()?].concat();
+    let r = Fr::rand(rng);
+    let s = Fr::rand(rng);
+    ark_groth16::Groth16::<Bn254>::create_proof_with_reduction_and_matrices(
+        pk,
+        r,
+        s,
+        r1cs,
+        num_inputs,
+        num_constraints,
+        &full_assignment,
+    )
+    .map_err(|e| Error::Synthesis(e.to_string()))
 }
 
 /// Verifies `proof` for `public_inputs` (in the circuit's documented order).

@@ -165,3 +165,24 @@ fn keys_and_proofs_roundtrip_and_hostile_bytes_fail() {
     assert!(groth16::public_inputs_from_bytes(&[0xff; 32], 1).is_err());
     assert!(groth16::public_inputs_from_bytes(&[0; 31], 1).is_err());
 }
+
+#[test]
+fn a_false_statement_gets_no_proof() {
+    use veilgrid_circuits::inference::InferencePublic;
+    let model = small_linear();
+    let mut rng = test_rng(24);
+    let keys = groth16::setup(InferenceCircuit::blank(model.shape()).unwrap(), &mut rng).unwrap();
+    let input = PrivateInput::new(vec![1, 2, 3, 4], &mut rng);
+    let honest = InferenceCircuit::new(model.clone(), input.clone())
+        .unwrap()
+        .public();
+    let lie = InferencePublic {
+        class: 1 - honest.class,
+        ..honest
+    };
+    let circuit = InferenceCircuit::with_claim(model, input, lie);
+    assert!(matches!(
+        groth16::prove(&keys.proving_key, circuit, &mut rng),
+        Err(Error::Unsatisfied { .. })
+    ));
+}

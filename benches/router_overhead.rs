@@ -24,7 +24,11 @@ use veilgrid_proto::grid::v1::{
 const MAX: usize = 8 << 20;
 
 fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    StdListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 struct Proc(Child);
@@ -64,7 +68,12 @@ impl Target {
 }
 
 async fn channel(url: &str) -> Channel {
-    Channel::from_shared(url.to_owned()).unwrap().tcp_nodelay(true).connect().await.unwrap()
+    Channel::from_shared(url.to_owned())
+        .unwrap()
+        .tcp_nodelay(true)
+        .connect()
+        .await
+        .unwrap()
 }
 
 struct Row {
@@ -83,7 +92,11 @@ async fn measure(path: &'static str, target: Target, size: usize, proxy_pid: Opt
         payload,
         ..Default::default()
     };
-    let (n_lat, conc, secs) = if size <= 4096 { (3000, 16, 4.0) } else { (200, 4, 4.0) };
+    let (n_lat, conc, secs) = if size <= 4096 {
+        (3000, 16, 4.0)
+    } else {
+        (200, 4, 4.0)
+    };
     // Warm up.
     let mut t = target.clone();
     for _ in 0..50 {
@@ -176,7 +189,10 @@ fn find_envoy() -> Option<String> {
     if let Ok(p) = std::env::var("ENVOY_BIN") {
         return Some(p);
     }
-    let out = Command::new("sh").args(["-c", "command -v envoy"]).output().ok()?;
+    let out = Command::new("sh")
+        .args(["-c", "command -v envoy"])
+        .output()
+        .ok()?;
     out.status
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
@@ -192,24 +208,46 @@ async fn main() {
     let (rp, ep) = (free_port(), free_port());
     let router_url = format!("http://127.0.0.1:{rp}");
     let quiet = |c: &mut Command| {
-        c.stdout(Stdio::null()).stderr(Stdio::null()).env("VEILGRID_LOG", "error");
+        c.stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .env("VEILGRID_LOG", "error");
     };
     let mut c = Command::new(exe);
-    c.args(["serve", "router", "--listen", &format!("127.0.0.1:{rp}"), "--data-dir"])
-        .arg(dir.path());
+    c.args([
+        "serve",
+        "router",
+        "--listen",
+        &format!("127.0.0.1:{rp}"),
+        "--data-dir",
+    ])
+    .arg(dir.path());
     quiet(&mut c);
     let router = Proc(c.spawn().unwrap());
     let mut c = Command::new(exe);
-    c.args(["serve", "echo", "--listen", &format!("127.0.0.1:{ep}"), "--router", &router_url, "--data-dir"])
-        .arg(dir.path());
+    c.args([
+        "serve",
+        "echo",
+        "--listen",
+        &format!("127.0.0.1:{ep}"),
+        "--router",
+        &router_url,
+        "--data-dir",
+    ])
+    .arg(dir.path());
     quiet(&mut c);
     let _echo = Proc(c.spawn().unwrap());
     // Wait until the provider is registered.
     let rch = loop {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        if let Ok(ch) = Channel::from_shared(router_url.clone()).unwrap().connect().await {
+        if let Ok(ch) = Channel::from_shared(router_url.clone())
+            .unwrap()
+            .connect()
+            .await
+        {
             let mut rc = RouterClient::new(ch.clone());
-            if let Ok(r) = rc.list_providers(veilgrid_proto::grid::v1::ListProvidersRequest::default()).await
+            if let Ok(r) = rc
+                .list_providers(veilgrid_proto::grid::v1::ListProvidersRequest::default())
+                .await
                 && !r.into_inner().providers.is_empty()
             {
                 break ch;
@@ -219,7 +257,9 @@ async fn main() {
     let direct = ProviderClient::new(channel(&format!("http://127.0.0.1:{ep}")).await)
         .max_decoding_message_size(MAX)
         .max_encoding_message_size(MAX);
-    let via_router = RouterClient::new(rch).max_decoding_message_size(MAX).max_encoding_message_size(MAX);
+    let via_router = RouterClient::new(rch)
+        .max_decoding_message_size(MAX)
+        .max_encoding_message_size(MAX);
 
     let mut envoy = None;
     let mut envoy_client = None;
@@ -228,15 +268,30 @@ async fn main() {
         let cfg = dir.path().join("envoy.yaml");
         std::fs::write(&cfg, envoy_config(xp, ep)).unwrap();
         let mut c = Command::new(&bin);
-        c.arg("-c").arg(&cfg).args(["--concurrency", "2", "--log-level", "error", "--base-id", &xp.to_string()]);
+        c.arg("-c").arg(&cfg).args([
+            "--concurrency",
+            "2",
+            "--log-level",
+            "error",
+            "--base-id",
+            &xp.to_string(),
+        ]);
         quiet(&mut c);
         match c.spawn() {
             Ok(child) => {
                 envoy = Some(Proc(child));
                 for _ in 0..100 {
                     tokio::time::sleep(Duration::from_millis(100)).await;
-                    if let Ok(ch) = Channel::from_shared(format!("http://127.0.0.1:{xp}")).unwrap().connect().await {
-                        envoy_client = Some(ProviderClient::new(ch).max_decoding_message_size(MAX).max_encoding_message_size(MAX));
+                    if let Ok(ch) = Channel::from_shared(format!("http://127.0.0.1:{xp}"))
+                        .unwrap()
+                        .connect()
+                        .await
+                    {
+                        envoy_client = Some(
+                            ProviderClient::new(ch)
+                                .max_decoding_message_size(MAX)
+                                .max_encoding_message_size(MAX),
+                        );
                         break;
                     }
                 }
@@ -244,13 +299,23 @@ async fn main() {
             Err(e) => eprintln!("envoy did not start: {e}"),
         }
     } else {
-        eprintln!("no envoy binary (set ENVOY_BIN or run benches/router_overhead.sh); skipping the Envoy rows");
+        eprintln!(
+            "no envoy binary (set ENVOY_BIN or run benches/router_overhead.sh); skipping the Envoy rows"
+        );
     }
 
     let mut rows = Vec::new();
     for size in [1024usize, 1 << 20] {
         rows.push(measure("direct", Target::Direct(direct.clone()), size, None).await);
-        rows.push(measure("veilgrid router", Target::Router(via_router.clone()), size, Some(router.0.id())).await);
+        rows.push(
+            measure(
+                "veilgrid router",
+                Target::Router(via_router.clone()),
+                size,
+                Some(router.0.id()),
+            )
+            .await,
+        );
         if let (Some(e), Some(cl)) = (&envoy, &envoy_client) {
             rows.push(measure("envoy", Target::Envoy(cl.clone()), size, Some(e.0.id())).await);
         }
@@ -262,23 +327,47 @@ async fn main() {
         md.push_str(&format!(
             "| {} | {} | {:.0} µs | {:.0} µs | {:.0} | {} |\n",
             r.path,
-            if r.size < 1 << 20 { format!("{} KiB", r.size >> 10) } else { format!("{} MiB", r.size >> 20) },
+            if r.size < 1 << 20 {
+                format!("{} KiB", r.size >> 10)
+            } else {
+                format!("{} MiB", r.size >> 20)
+            },
             r.p50_us,
             r.p99_us,
             r.rps,
-            r.cpu_us_per_req.map(|c| format!("{c:.0} µs")).unwrap_or_else(|| "—".into())
+            r.cpu_us_per_req
+                .map(|c| format!("{c:.0} µs"))
+                .unwrap_or_else(|| "—".into())
         ));
     }
     let header = format!(
         "Measured {} on {} ({} cores), loopback, release build.\n\n",
-        String::from_utf8_lossy(&Command::new("date").arg("-u").arg("+%Y-%m-%d").output().map(|o| o.stdout).unwrap_or_default()).trim(),
+        String::from_utf8_lossy(
+            &Command::new("date")
+                .arg("-u")
+                .arg("+%Y-%m-%d")
+                .output()
+                .map(|o| o.stdout)
+                .unwrap_or_default()
+        )
+        .trim(),
         std::fs::read_to_string("/proc/cpuinfo")
             .ok()
-            .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned()))
+            .and_then(
+                |s| s.lines().find(|l| l.starts_with("model name")).map(|l| l
+                    .split(':')
+                    .nth(1)
+                    .unwrap_or("")
+                    .trim()
+                    .to_owned())
+            )
             .unwrap_or_else(|| "unknown CPU".into()),
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0)
     );
     println!("\n{header}{md}");
-    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/results/router_overhead.md");
+    let out =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/results/router_overhead.md");
     let _ = std::fs::write(out, format!("{header}{md}"));
 }

@@ -117,3 +117,121 @@ fn complete_with_a_missing_payload_file_names_the_file() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/p.bin"));
 }
+
+fn interrupt(pid: u32) {
+    let ok = Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+fn wait_exit(child: &mut std::process::Child, secs: u64) -> std::process::ExitStatus {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "process did not exit in time"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_registers_and_ctrl_c_releases_the_lease() {
+    let g = common::start(common::fast_router()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = veilgrid()
+        .args([
+            "serve",
+            "echo",
+            "--router",
+            &g.router_url,
+            "--lease-ttl-secs",
+            "60",
+        ])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut c = common::client(&g).await;
+    let mut n = 0;
+    for _ in 0..100 {
+        n = c.providers(None).await.unwrap().len();
+        if n == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        n, 2,
+        "the served echo provider registered next to the built-in one"
+    );
+    interrupt(child.id());
+    let status = tokio::task::spawn_blocking(move || wait_exit(&mut child, 10))
+        .await
+        .unwrap();
+    assert!(status.success());
+    // Released at once, not left to expire after 60 s.
+    assert_eq!(c.providers(None).await.unwrap().len(), 1);
+    g.stop().await;
+}
+
+#[test]
+fn up_separate_starts_children_and_stops_them_on_ctrl_c() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let mut up = veilgrid()
+        .args(["up", "--separate", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut registered = false;
+    for _ in 0..150 {
+        let out = veilgrid()
+            .args(["providers", "--json", "--router", &url])
+            .output()
+            .unwrap();
+        if out.status.success() {
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            if v.as_array().is_some_and(|a| a.len() == 1) {
+                registered = true;
+                break;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(registered, "router and echo came up as child processes");
+    // The same grid runs the demo.
+    let demo = veilgrid()
+        .args(["demo", "--json", "--router", &url])
+        .output()
+        .unwrap();
+    assert!(
+        demo.status.success(),
+        "{}",
+        String::from_utf8_lossy(&demo.stdout)
+    );
+    interrupt(up.id());
+    assert!(wait_exit(&mut up, 15).success());
+    // The children are gone: the router no longer answers.
+    let out = veilgrid()
+        .args(["providers", "--router", &url])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    // State and identities were kept in the data directory.
+    assert!(dir.path().join("router/router.sqlite3").exists());
+    assert!(dir.path().join("echo/identity.key").exists());
+}

@@ -87,6 +87,14 @@ pub enum Error {
         /// Key id offered (hex).
         key: String,
     },
+    /// Uploaded key bytes do not hash to the key id announced with them (corrupted upload).
+    #[error("key bytes hash to {actual}, not to the announced id {expected}")]
+    KeyIdMismatch {
+        /// Announced id (hex).
+        expected: String,
+        /// SHA-256 of the bytes received (hex).
+        actual: String,
+    },
     /// A key id in text form is not 64 hex digits.
     #[error("key id must be 64 hex digits")]
     BadKeyId,

@@ -330,6 +330,25 @@ impl CompressedServerKey {
         })
     }
 
+    /// [`CompressedServerKey::from_bytes`], after checking that the bytes hash to `expected`,
+    /// the id the client computed before uploading. This is what detects an upload corrupted
+    /// inside the key material, which no format check can see (every u64 is a valid key word).
+    pub fn from_bytes_with_id(bytes: &[u8], expected: KeyId) -> Result<Self> {
+        check_len(
+            "compressed server key",
+            bytes,
+            MAX_COMPRESSED_SERVER_KEY_BYTES,
+        )?;
+        let actual = KeyId::of(bytes);
+        if actual != expected {
+            return Err(Error::KeyIdMismatch {
+                expected: expected.to_hex(),
+                actual: actual.to_hex(),
+            });
+        }
+        Self::from_bytes(bytes)
+    }
+
     /// Expand the seeded key material and convert the bootstrapping key to the Fourier domain.
     pub fn decompress(&self) -> Result<ServerKey> {
         let key = guarded("compressed server key", || Ok(self.key.decompress()))?;

@@ -96,7 +96,7 @@ fn logreg_encrypted_equals_plaintext_on_every_test_row() {
         correct += usize::from(enc.class == label);
     }
     let acc = correct as f64 / data().test_rows.len() as f64;
-    assert_eq!(acc, m.model().metrics.as_ref().unwrap().test_accuracy);
+    assert!((acc - m.model().metrics.as_ref().unwrap().test_accuracy).abs() < 1e-12);
 }
 
 #[test]
@@ -158,7 +158,7 @@ fn gbt_encrypted_equals_plaintext_on_every_test_row() {
         correct += usize::from(enc.class == *label);
     }
     let acc = correct as f64 / rows.len() as f64;
-    assert_eq!(acc, m.model().metrics.as_ref().unwrap().test_accuracy);
+    assert!((acc - m.model().metrics.as_ref().unwrap().test_accuracy).abs() < 1e-12);
 }
 
 #[test]
@@ -225,12 +225,26 @@ fn bad_server_keys_are_rejected_without_panicking() {
     // another tfhe type (a client key) where a server key is expected
     let r = CompressedServerKey::from_bytes(&keys().client.to_bytes().unwrap());
     assert!(matches!(r, Err(Error::Decode { .. })), "{r:?}");
-    // corrupted length field inside the key: rejected (decode or conformance), no panic
-    let mut corrupt = good.clone();
-    for b in corrupt.iter_mut().skip(200).take(16) {
-        *b = 0xff;
+    // Corruption anywhere: never a panic; structural corruption (header, lengths) is a decode
+    // error, corruption inside key material is caught by the announced key id.
+    let id = keys().compressed.id();
+    for at in [0, 9, 40, 120, 1000, good.len() / 2, good.len() - 9] {
+        let mut corrupt = good.clone();
+        for b in corrupt.iter_mut().skip(at).take(8) {
+            *b ^= 0xa5;
+        }
+        let _ = CompressedServerKey::from_bytes(&corrupt);
+        let r = CompressedServerKey::from_bytes_with_id(&corrupt, id);
+        assert!(matches!(r, Err(Error::KeyIdMismatch { .. })), "{at}: {r:?}");
     }
-    assert!(CompressedServerKey::from_bytes(&corrupt).is_err());
+    assert_eq!(
+        CompressedServerKey::from_bytes_with_id(good, id)
+            .unwrap()
+            .id(),
+        id
+    );
+    let r = CompressedServerKey::from_bytes(&good[..40]);
+    assert!(matches!(r, Err(Error::Decode { .. })), "{r:?}");
 }
 
 fn foreign_key_bytes(config: tfhe::Config) -> Vec<u8> {
@@ -251,10 +265,11 @@ fn server_keys_for_other_parameters_are_not_conformant() {
     .build();
     let r = CompressedServerKey::from_bytes(&foreign_key_bytes(other));
     assert!(matches!(r, Err(Error::NonConformant { .. })), "{r:?}");
-    // Our parameter set, but with tfhe's default dedicated OPRF key (extra material).
+    // Our parameter set with tfhe's default dedicated OPRF key: extra material, and a third
+    // larger, so refused by the size limit before parsing.
     let with_oprf = tfhe::ConfigBuilder::with_custom_parameters(params::block_parameters()).build();
     let r = CompressedServerKey::from_bytes(&foreign_key_bytes(with_oprf));
-    assert!(matches!(r, Err(Error::NonConformant { .. })), "{r:?}");
+    assert!(matches!(r, Err(Error::TooLarge { .. })), "{r:?}");
 }
 
 #[test]

@@ -19,7 +19,7 @@ use crate::registry::Entry;
 /// How a call to a provider ended.
 pub(crate) enum Outcome {
     /// A valid, signed completion.
-    Kept(CompletionResponse, SignedReceipt),
+    Kept(Box<(CompletionResponse, SignedReceipt)>),
     /// The caller's fault: pass the status on, count nothing.
     Refused(Status),
     /// The provider's fault: count a broken promise; retry if allowed.
@@ -72,7 +72,7 @@ pub(crate) async fn call(
         Ok(resp) => {
             entry.observe_latency(elapsed);
             match judge(entry, protocol, &payload, &resp) {
-                Ok(receipt) => Outcome::Kept(resp, receipt),
+                Ok(receipt) => Outcome::Kept(Box::new((resp, receipt))),
                 Err(s) => Outcome::Broken(s),
             }
         }

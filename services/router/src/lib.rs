@@ -222,7 +222,7 @@ async fn upkeep(state: Arc<State>, shutdown: Shutdown) {
             }
         }
         tick += 1;
-        if tick % 4 == 0 {
+        if tick.is_multiple_of(4) {
             for e in state.registry.all() {
                 let timeout = state.config.health_interval.max(Duration::from_millis(200));
                 let mut client = HealthClient::new(e.channel.clone());

@@ -113,7 +113,8 @@ impl RouterService {
             )
             .await;
             match outcome {
-                Outcome::Kept(resp, receipt) => {
+                Outcome::Kept(kept) => {
+                    let (resp, receipt) = *kept;
                     st.record(&entry.id, &protocol, true, Some(&receipt))?;
                     if let Some(obs) = &st.config.observer {
                         obs(&protocol, &resp.completion);

@@ -1,9 +1,84 @@
-//! The matching nodes of issue 5 (in progress).
+//! The three matching nodes of issue 5.
+//!
+//! * [`node`]: one node's rounds; a closed round's MPC phases (from `veilgrid-mpc`)
+//!   run in a task that exchanges messages with the two other nodes;
+//! * `net`: the direct node-to-node gRPC streams (signed hello, 1 MiB chunks);
+//! * [`api`]: the client calls, served through the router as byte completions
+//!   under `veilgrid/match/<rpc>/v1`;
+//! * [`client`]: what a trader does: share and seal orders, collect the signed
+//!   outcome, open and check its fills;
+//! * [`rates`]: the exchange-rate table from cleared rounds.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod api;
+pub mod client;
 mod error;
+mod net;
+pub mod node;
 pub mod rates;
 
+use std::{sync::Arc, time::Duration};
+
+use tokio::net::TcpListener;
+use tonic::service::RoutesBuilder;
+use veilgrid_kit::{
+    Shutdown,
+    provider::{ProviderConfig, ProviderService},
+    registration,
+};
+
 pub use error::MatchError;
+pub use node::{MatcherConfig, Node, NodeAddress};
+
+/// Price of one matching call, in the node's currency.
+pub const PRICE: u64 = 1;
+
+/// The provider (client protocols) of a node.
+pub fn provider(node: &Arc<Node>, provider: ProviderConfig) -> ProviderService {
+    let mut b = ProviderService::builder(node.config.identity.clone(), provider);
+    for rpc in api::Rpc::ALL {
+        b = b.protocol(
+            rpc.protocol(),
+            PRICE,
+            Arc::new(api::Api {
+                node: node.clone(),
+                rpc,
+            }),
+        );
+    }
+    b.build()
+}
+
+/// Serve one node on `listener` until `shutdown`: the `Provider` service (the client
+/// protocols) and the `NodeToNode` service; registers with the router when
+/// `config.register` is given (its `endpoint` must be this listener's URL).
+pub async fn run(
+    listener: TcpListener,
+    shutdown: Shutdown,
+    config: MatcherConfig,
+) -> Result<(), MatchError> {
+    let register = config.register.clone();
+    let node = Node::new(config);
+    let p = provider(&node, node.config.provider.clone());
+    let mut routes = RoutesBuilder::default();
+    routes.add_service(p.clone().into_server());
+    routes.add_service(net::NodeNet(node.clone()).into_server());
+    let sd = shutdown.clone();
+    let server =
+        tokio::spawn(async move { veilgrid_kit::server::serve(listener, sd, routes).await });
+    let keeper = match register {
+        Some(reg) => {
+            Some(registration::start(p, reg, shutdown.clone(), Duration::from_secs(10)).await?)
+        }
+        None => None,
+    };
+    let served = server
+        .await
+        .map_err(|e| MatchError::Aborted(format!("server task: {e}")))?;
+    if let Some(k) = keeper {
+        let _ = k.await;
+    }
+    served.map_err(MatchError::from)
+}

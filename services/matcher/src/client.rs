@@ -1,0 +1,244 @@
+//! What a trader does, through the router only: open a round at the three nodes,
+//! share an order and seal each share to its node, close, fetch the signed public
+//! outcome (checking all three signatures), and open and reconstruct its fills.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use prost::Message;
+use tonic::transport::Channel;
+use veilgrid_core::{
+    protocol::ProtocolId,
+    seal::{SealKeyPair, SealPublicKey},
+    sign::VerifierKey,
+};
+use veilgrid_mpc::{FillShare, Order, OrderId, RoundOutcome, reconstruct_fill, share_order};
+use veilgrid_proto::{
+    grid::v1::{CompletionRequest, router_client::RouterClient},
+    matching::v1 as pb,
+};
+
+use crate::{
+    MatchError,
+    api::Rpc,
+    node::{FILL_INFO, ORDER_INFO, outcome_message, share_aad},
+};
+
+/// What a client knows about one node (from the router's provider list).
+#[derive(Debug, Clone)]
+pub struct NodeKey {
+    /// Its provider id (Ed25519 public key).
+    pub provider_id: [u8; 32],
+    /// Its X25519 key, which order shares are sealed to.
+    pub seal_key: SealPublicKey,
+}
+
+/// A round's public outcome with the three nodes' signatures checked.
+#[derive(Debug, Clone)]
+pub struct SignedOutcome {
+    /// The decoded outcome.
+    pub outcome: RoundOutcome,
+    /// The canonical bytes the nodes signed.
+    pub bytes: Bytes,
+    /// The rate `p_min · ratio^k*` (0 without trade).
+    pub rate: f64,
+    /// Orders dropped at the input check.
+    pub dropped: Vec<Bytes>,
+}
+
+/// A client of the three matching nodes, through the router.
+#[derive(Debug, Clone)]
+pub struct MatchClient {
+    router: RouterClient<Channel>,
+    nodes: [NodeKey; 3],
+}
+
+impl MatchClient {
+    /// Talk to the nodes (party order) through the router at `router_url`.
+    pub fn new(router_url: &str, nodes: [NodeKey; 3]) -> Result<Self, MatchError> {
+        let channel = veilgrid_kit::registration::router_channel(router_url)?;
+        Ok(MatchClient {
+            router: RouterClient::new(channel)
+                .max_decoding_message_size(64 << 20)
+                .max_encoding_message_size(64 << 20),
+            nodes,
+        })
+    }
+
+    async fn call<Req: Message, Resp: Message + Default>(
+        &self,
+        party: usize,
+        rpc: Rpc,
+        req: &Req,
+    ) -> Result<Resp, MatchError> {
+        let resp = self
+            .router
+            .clone()
+            .complete(CompletionRequest {
+                protocol_id: Bytes::copy_from_slice(
+                    ProtocolId::from_name(rpc.protocol()).as_bytes(),
+                ),
+                payload: req.encode_to_vec().into(),
+                terms: None,
+                idempotency_id: Bytes::new(),
+                target_provider: Bytes::copy_from_slice(&self.nodes[party].provider_id),
+            })
+            .await
+            .map_err(|status| MatchError::Remote {
+                what: rpc.protocol(),
+                status,
+            })?
+            .into_inner();
+        Resp::decode(resp.completion.as_ref()).map_err(|source| MatchError::Decode {
+            what: rpc.protocol(),
+            source,
+        })
+    }
+
+    /// Open the round at all three nodes.
+    pub async fn open(&self, req: &pb::OpenRoundRequest) -> Result<(), MatchError> {
+        for p in 0..3 {
+            let _: pb::OpenRoundResponse = self.call(p, Rpc::Open, req).await?;
+        }
+        Ok(())
+    }
+
+    /// Share `order`, seal share `i` to node `i` and submit it; fills will be sealed to
+    /// `owner`.
+    pub async fn submit(
+        &self,
+        round: [u8; 16],
+        levels: u32,
+        id: &OrderId,
+        order: &Order,
+        owner: &SealPublicKey,
+    ) -> Result<(), MatchError> {
+        let shares = share_order(round, id, order, levels)?;
+        let aad = share_aad(&round, id.as_bytes());
+        for (p, share) in shares.iter().enumerate() {
+            let sealed = self.nodes[p]
+                .seal_key
+                .seal(ORDER_INFO, &aad, &share.order_bytes())?;
+            let req = pb::SubmitShareRequest {
+                round_id: Bytes::copy_from_slice(&round),
+                order_id: Bytes::copy_from_slice(id.as_bytes()),
+                sealed_share: sealed.into(),
+                owner_seal_key: Bytes::copy_from_slice(&owner.to_bytes()),
+            };
+            let _: pb::SubmitShareResponse = self.call(p, Rpc::Submit, &req).await?;
+        }
+        Ok(())
+    }
+
+    /// Close the book at all three nodes (the MPC starts).
+    pub async fn close(&self, round: [u8; 16]) -> Result<(), MatchError> {
+        let req = pb::CloseRoundRequest {
+            round_id: Bytes::copy_from_slice(&round),
+        };
+        for p in 0..3 {
+            let _: pb::CloseRoundResponse = self.call(p, Rpc::Close, &req).await?;
+        }
+        Ok(())
+    }
+
+    /// One node's view of the round.
+    pub async fn status(
+        &self,
+        party: usize,
+        round: [u8; 16],
+    ) -> Result<pb::ResultResponse, MatchError> {
+        let req = pb::ResultRequest {
+            round_id: Bytes::copy_from_slice(&round),
+        };
+        self.call(party, Rpc::Result, &req).await
+    }
+
+    /// Wait (up to `patience`) until every node has cleared the round and holds all
+    /// three signatures; check that the three outcomes are equal and every signature
+    /// verifies. An aborted round is an error.
+    pub async fn result(
+        &self,
+        round: [u8; 16],
+        patience: Duration,
+    ) -> Result<SignedOutcome, MatchError> {
+        let until = tokio::time::Instant::now() + patience;
+        let mut views = Vec::with_capacity(3);
+        for p in 0..3 {
+            loop {
+                let r = self.status(p, round).await?;
+                match pb::RoundStatus::try_from(r.status) {
+                    Ok(pb::RoundStatus::Aborted) => return Err(MatchError::Aborted(r.reason)),
+                    Ok(pb::RoundStatus::Cleared) if r.signatures.len() == 3 => {
+                        views.push(r);
+                        break;
+                    }
+                    _ => {}
+                }
+                if tokio::time::Instant::now() > until {
+                    return Err(MatchError::Aborted(format!(
+                        "node {p} did not finish the round within {patience:?}"
+                    )));
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        let first = views.swap_remove(0);
+        if views.iter().any(|v| v.outcome != first.outcome) {
+            return Err(MatchError::Aborted(
+                "the nodes published different outcomes".into(),
+            ));
+        }
+        let msg = outcome_message(&first.outcome);
+        for p in 0..3 {
+            let sig = first
+                .signatures
+                .iter()
+                .find(|s| s.party as usize == p)
+                .ok_or_else(|| MatchError::Aborted(format!("no signature of node {p}")))?;
+            VerifierKey::from_bytes(&self.nodes[p].provider_id)?.verify(&msg, &sig.signature)?;
+        }
+        Ok(SignedOutcome {
+            outcome: RoundOutcome::from_bytes(&first.outcome)?,
+            bytes: first.outcome,
+            rate: first.rate,
+            dropped: first.dropped,
+        })
+    }
+
+    /// The fills of the orders submitted with `owner`'s key: each node's share opened
+    /// with `owner`, every share component checked against its second copy.
+    pub async fn fills(
+        &self,
+        round: [u8; 16],
+        owner: &SealKeyPair,
+    ) -> Result<Vec<(OrderId, u64)>, MatchError> {
+        let req = pb::FillsRequest {
+            round_id: Bytes::copy_from_slice(&round),
+            owner_seal_key: Bytes::copy_from_slice(&owner.public().to_bytes()),
+        };
+        let mut by_order: Vec<(OrderId, Vec<FillShare>)> = Vec::new();
+        for p in 0..3 {
+            let resp: pb::FillsResponse = self.call(p, Rpc::Fills, &req).await?;
+            for f in resp.fills {
+                let id = OrderId::new(&f.order_id)?;
+                let plain = owner.open(
+                    FILL_INFO,
+                    &share_aad(&round, id.as_bytes()),
+                    &f.sealed_share,
+                )?;
+                let share = FillShare::from_fill_bytes(&plain)?;
+                match by_order.iter_mut().find(|(i, _)| *i == id) {
+                    Some((_, v)) => v.push(share),
+                    None => by_order.push((id, vec![share])),
+                }
+            }
+        }
+        by_order
+            .into_iter()
+            .map(|(id, shares)| {
+                let q = reconstruct_fill(round, &id, &shares)?;
+                Ok((id, q))
+            })
+            .collect()
+    }
+}

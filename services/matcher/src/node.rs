@@ -1,0 +1,449 @@
+//! One matching node: its rounds, and the task that drives a closed round's MPC
+//! phases over the node-to-node streams.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, MutexGuard},
+    time::Duration,
+};
+
+use bytes::Bytes;
+use veilgrid_core::seal::SealPublicKey;
+use veilgrid_kit::{
+    clock::now_ms, identity::Identity, provider::ProviderConfig, registration::RegistrationConfig,
+};
+use veilgrid_mpc::{
+    ClearingResult, Collecting, NodeKeys, OrderId, OrderPayload, RoundConfig, RoundOutcome,
+    SecurityMode, Step,
+};
+use veilgrid_proto::matching::v1 as pb;
+
+use crate::{
+    MatchError,
+    net::{Inbox, Links},
+};
+
+/// HPKE `info` of an order share sealed to a node.
+pub const ORDER_INFO: &[u8] = b"veilgrid/match/order/v1";
+/// HPKE `info` of a fill share sealed to an order's owner.
+pub const FILL_INFO: &[u8] = b"veilgrid/match/fill/v1";
+/// Domain tag of a node's signature over the outcome bytes.
+pub const OUTCOME_TAG: &[u8] = b"veilgrid/match/outcome/v1\0";
+/// Longest currency id.
+pub const MAX_CURRENCY_LEN: usize = 64;
+
+/// The `aad` of a sealed share: `round ‖ order id`.
+pub fn share_aad(round: &[u8; 16], order: &[u8]) -> Vec<u8> {
+    let mut a = round.to_vec();
+    a.extend_from_slice(order);
+    a
+}
+
+/// The message a node signs: `OUTCOME_TAG ‖ outcome bytes`.
+pub fn outcome_message(outcome: &[u8]) -> Vec<u8> {
+    let mut m = OUTCOME_TAG.to_vec();
+    m.extend_from_slice(outcome);
+    m
+}
+
+/// Where one of the three nodes is reached, and who it is.
+#[derive(Debug, Clone)]
+pub struct NodeAddress {
+    /// Its gRPC URL (for the node-to-node streams).
+    pub url: String,
+    /// Its Ed25519 provider id.
+    pub provider_id: [u8; 32],
+}
+
+/// Settings of one node.
+#[derive(Debug, Clone)]
+pub struct MatcherConfig {
+    /// This node's identity (provider id, sealing key).
+    pub identity: Arc<Identity>,
+    /// This node's PRF seeds (its party index is `keys.party()`).
+    pub keys: NodeKeys,
+    /// All three nodes, by party index (this node's own entry is not dialled).
+    pub nodes: [NodeAddress; 3],
+    /// How long to wait for the other nodes' messages of one step before aborting.
+    pub peer_timeout: Duration,
+    /// Name, currency and limits of the node's provider.
+    pub provider: ProviderConfig,
+    /// Register with this router (endpoint = this node's URL); `None` = don't.
+    pub register: Option<RegistrationConfig>,
+}
+
+enum State {
+    Open(Box<Collecting>),
+    Running,
+    Cleared {
+        outcome: Bytes,
+        result: ClearingResult,
+        signature: Bytes,
+        fills: Vec<(OrderId, Bytes)>,
+        dropped: Vec<OrderId>,
+    },
+    Aborted(String),
+}
+
+impl State {
+    fn name(&self) -> &'static str {
+        match self {
+            State::Open(_) => "open",
+            State::Running => "running",
+            State::Cleared { .. } => "cleared",
+            State::Aborted(_) => "aborted",
+        }
+    }
+}
+
+struct Round {
+    base: String,
+    quote: String,
+    p_min: f64,
+    ratio: f64,
+    deadline_ms: u64,
+    owners: HashMap<OrderId, [u8; 32]>,
+    state: State,
+}
+
+/// A matching node.
+pub struct Node {
+    pub(crate) config: MatcherConfig,
+    rounds: Mutex<HashMap<[u8; 16], Round>>,
+    inboxes: Mutex<HashMap<[u8; 16], Arc<Inbox>>>,
+}
+
+fn round_id(b: &[u8]) -> Result<[u8; 16], MatchError> {
+    b.try_into()
+        .map_err(|_| MatchError::BadRequest(format!("round id must be 16 bytes, got {}", b.len())))
+}
+
+impl Node {
+    /// A node with no rounds.
+    pub fn new(config: MatcherConfig) -> Arc<Self> {
+        Arc::new(Node {
+            config,
+            rounds: Mutex::new(HashMap::new()),
+            inboxes: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// This node's party index.
+    pub fn party(&self) -> u8 {
+        self.config.keys.party().as_u8()
+    }
+
+    fn rounds(&self) -> MutexGuard<'_, HashMap<[u8; 16], Round>> {
+        self.rounds.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn inbox(&self, round: [u8; 16]) -> Arc<Inbox> {
+        self.inboxes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(round)
+            .or_default()
+            .clone()
+    }
+
+    /// `OpenRound`.
+    pub fn open(&self, req: pb::OpenRoundRequest) -> Result<pb::OpenRoundResponse, MatchError> {
+        let round = round_id(&req.round_id)?;
+        for c in [&req.base, &req.quote] {
+            if c.is_empty() || c.len() > MAX_CURRENCY_LEN {
+                return Err(MatchError::BadRequest(format!(
+                    "currency ids are 1..={MAX_CURRENCY_LEN} bytes"
+                )));
+            }
+        }
+        if req.base == req.quote {
+            return Err(MatchError::BadRequest("BASE and QUOTE must differ".into()));
+        }
+        if !(req.p_min.is_finite() && req.p_min > 0.0 && req.ratio.is_finite() && req.ratio > 0.0) {
+            return Err(MatchError::BadRequest(
+                "p_min and ratio must be positive".into(),
+            ));
+        }
+        let mode = match pb::SecurityMode::try_from(req.mode) {
+            Ok(pb::SecurityMode::SemiHonest) => SecurityMode::SemiHonest,
+            Ok(pb::SecurityMode::Malicious) => SecurityMode::Malicious,
+            Err(_) => return Err(MatchError::BadRequest("unknown security mode".into())),
+        };
+        let cfg = RoundConfig {
+            round,
+            levels: req.levels,
+            mode,
+        };
+        let collecting = Collecting::new(cfg, &self.config.keys)?;
+        let mut rounds = self.rounds();
+        if rounds.contains_key(&round) {
+            return Err(MatchError::RoundExists(hex::encode(round)));
+        }
+        rounds.insert(
+            round,
+            Round {
+                base: req.base,
+                quote: req.quote,
+                p_min: req.p_min,
+                ratio: req.ratio,
+                deadline_ms: req.deadline_unix_ms,
+                owners: HashMap::new(),
+                state: State::Open(Box::new(collecting)),
+            },
+        );
+        Ok(pb::OpenRoundResponse {
+            round_id: req.round_id,
+            party: self.party().into(),
+        })
+    }
+
+    /// `SubmitShare`: open the share with this node's sealing key and add it.
+    pub fn submit(
+        &self,
+        req: pb::SubmitShareRequest,
+    ) -> Result<pb::SubmitShareResponse, MatchError> {
+        let round = round_id(&req.round_id)?;
+        let owner = SealPublicKey::from_bytes(&req.owner_seal_key)?.to_bytes();
+        let plain = self.config.identity.sealing.open(
+            ORDER_INFO,
+            &share_aad(&round, &req.order_id),
+            &req.sealed_share,
+        )?;
+        let payload = OrderPayload::from_order_bytes(&plain)?;
+        if payload.id.as_bytes() != req.order_id.as_ref() {
+            return Err(MatchError::BadRequest(
+                "the sealed share names another order".into(),
+            ));
+        }
+        let mut rounds = self.rounds();
+        let r = rounds
+            .get_mut(&round)
+            .ok_or_else(|| MatchError::UnknownRound(hex::encode(round)))?;
+        if r.deadline_ms != 0 && now_ms() > r.deadline_ms {
+            return Err(MatchError::DeadlinePassed);
+        }
+        let State::Open(c) = &mut r.state else {
+            return Err(MatchError::WrongState {
+                round: hex::encode(round),
+                state: r.state.name(),
+                action: "submit",
+            });
+        };
+        c.add_order(&payload)?;
+        r.owners.insert(payload.id.clone(), owner);
+        Ok(pb::SubmitShareResponse {
+            position: (c.len() - 1) as u32,
+        })
+    }
+
+    /// `CloseRound`: start the MPC in the background.
+    pub fn close(self: &Arc<Self>, req: pb::CloseRoundRequest) -> Result<(), MatchError> {
+        let round = round_id(&req.round_id)?;
+        let (collecting, base, quote) = {
+            let mut rounds = self.rounds();
+            let r = rounds
+                .get_mut(&round)
+                .ok_or_else(|| MatchError::UnknownRound(hex::encode(round)))?;
+            if !matches!(r.state, State::Open(_)) {
+                return Err(MatchError::WrongState {
+                    round: hex::encode(round),
+                    state: r.state.name(),
+                    action: "close",
+                });
+            }
+            let State::Open(c) = std::mem::replace(&mut r.state, State::Running) else {
+                return Err(MatchError::Aborted("lost the book".into()));
+            };
+            (c, r.base.clone(), r.quote.clone())
+        };
+        let node = self.clone();
+        tokio::spawn(async move {
+            let inbox = node.inbox(round);
+            let links = match Links::connect(&node, round).await {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    node.finish(round, Err(e));
+                    return;
+                }
+            };
+            let r = node
+                .run_mpc(round, *collecting, &base, &quote, links.as_ref(), &inbox)
+                .await;
+            if let (Err(e), Some(l)) = (&r, &links) {
+                l.send_abort(&e.to_string()).await;
+            }
+            node.finish(round, r);
+        });
+        Ok(())
+    }
+
+    async fn run_mpc(
+        &self,
+        round: [u8; 16],
+        collecting: Collecting,
+        base: &str,
+        quote: &str,
+        links: Option<&Links>,
+        inbox: &Inbox,
+    ) -> Result<State, MatchError> {
+        let links = links.ok_or_else(|| MatchError::Aborted("no links".into()))?;
+        let t = self.config.peer_timeout;
+        let checked = drive(collecting.close()?, links, inbox, t).await?;
+        let cleared = drive(checked.start_clearing()?, links, inbox, t).await?;
+        let outcome: RoundOutcome = cleared.outcome(base, quote);
+        let outcome = Bytes::from(outcome.to_bytes()?);
+        let signature = Bytes::copy_from_slice(
+            &self
+                .config
+                .identity
+                .signing
+                .sign(&outcome_message(&outcome)),
+        );
+        links
+            .send_signature(pb::NodeSignature {
+                party: self.party().into(),
+                provider_id: Bytes::copy_from_slice(&self.config.identity.provider_id()),
+                signature: signature.clone(),
+            })
+            .await?;
+        let result = cleared.result();
+        let dropped = cleared.dropped().to_vec();
+        let filled = drive(cleared.start_fills()?, links, inbox, t).await?;
+        let owners = self
+            .rounds()
+            .get(&round)
+            .map(|r| r.owners.clone())
+            .unwrap_or_default();
+        let mut fills = Vec::with_capacity(filled.shares().len());
+        for s in filled.shares() {
+            let owner = owners
+                .get(&s.id)
+                .ok_or_else(|| MatchError::Aborted("a fill without an owner".into()))?;
+            let sealed = SealPublicKey::from_bytes(owner)?.seal(
+                FILL_INFO,
+                &share_aad(&round, s.id.as_bytes()),
+                &s.fill_bytes(),
+            )?;
+            fills.push((s.id.clone(), Bytes::from(sealed)));
+        }
+        Ok(State::Cleared {
+            outcome,
+            result,
+            signature,
+            fills,
+            dropped,
+        })
+    }
+
+    fn finish(&self, round: [u8; 16], r: Result<State, MatchError>) {
+        let state = match r {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(round = %hex::encode(round), party = self.party(), error = %e, "round aborted");
+                State::Aborted(e.to_string())
+            }
+        };
+        if let Some(r) = self.rounds().get_mut(&round) {
+            r.state = state;
+        }
+    }
+
+    /// `Result`.
+    pub fn result(&self, req: pb::ResultRequest) -> Result<pb::ResultResponse, MatchError> {
+        let round = round_id(&req.round_id)?;
+        let rounds = self.rounds();
+        let r = rounds
+            .get(&round)
+            .ok_or_else(|| MatchError::UnknownRound(hex::encode(round)))?;
+        let mut resp = pb::ResultResponse::default();
+        match &r.state {
+            State::Open(_) => resp.status = pb::RoundStatus::Open.into(),
+            State::Running => resp.status = pb::RoundStatus::Running.into(),
+            State::Aborted(reason) => {
+                resp.status = pb::RoundStatus::Aborted.into();
+                resp.reason = reason.clone();
+            }
+            State::Cleared {
+                outcome,
+                result,
+                signature,
+                dropped,
+                ..
+            } => {
+                resp.status = pb::RoundStatus::Cleared.into();
+                resp.outcome = outcome.clone();
+                let mut sigs = self.inbox(round).signatures();
+                sigs[self.party() as usize] = Some(signature.clone());
+                for (p, s) in sigs.into_iter().enumerate() {
+                    if let Some(s) = s {
+                        resp.signatures.push(pb::NodeSignature {
+                            party: p as u32,
+                            provider_id: Bytes::copy_from_slice(&self.config.nodes[p].provider_id),
+                            signature: s,
+                        });
+                    }
+                }
+                if let ClearingResult::Trade { level, volume } = result {
+                    resp.cross = true;
+                    resp.level = *level;
+                    resp.volume = *volume;
+                    resp.rate = r.p_min * r.ratio.powi(*level as i32);
+                }
+                resp.dropped = dropped
+                    .iter()
+                    .map(|d| Bytes::copy_from_slice(d.as_bytes()))
+                    .collect();
+            }
+        }
+        Ok(resp)
+    }
+
+    /// `Fills`: this node's sealed fill shares of the orders submitted with this owner key.
+    pub fn fills(&self, req: pb::FillsRequest) -> Result<pb::FillsResponse, MatchError> {
+        let round = round_id(&req.round_id)?;
+        let owner = SealPublicKey::from_bytes(&req.owner_seal_key)?.to_bytes();
+        let rounds = self.rounds();
+        let r = rounds
+            .get(&round)
+            .ok_or_else(|| MatchError::UnknownRound(hex::encode(round)))?;
+        let State::Cleared { fills, .. } = &r.state else {
+            return Err(MatchError::WrongState {
+                round: hex::encode(round),
+                state: r.state.name(),
+                action: "return fills",
+            });
+        };
+        Ok(pb::FillsResponse {
+            party: self.party().into(),
+            fills: fills
+                .iter()
+                .filter(|(id, _)| r.owners.get(id) == Some(&owner))
+                .map(|(id, s)| pb::SealedFill {
+                    order_id: Bytes::copy_from_slice(id.as_bytes()),
+                    sealed_share: s.clone(),
+                })
+                .collect(),
+        })
+    }
+}
+
+/// Run one phase to its end over the links.
+async fn drive<T: 'static>(
+    mut step: Step<T>,
+    links: &Links,
+    inbox: &Inbox,
+    timeout: Duration,
+) -> Result<T, MatchError> {
+    loop {
+        match step {
+            Step::Done(t) => return Ok(t),
+            Step::Pending(mut r) => {
+                for m in r.take_outgoing() {
+                    links.send(&m).await?;
+                }
+                let incoming = inbox.recv(r.phase(), r.step(), timeout).await?;
+                step = r.deliver(incoming)?;
+            }
+        }
+    }
+}

@@ -1,0 +1,383 @@
+//! Three matching nodes and a router over real gRPC on port 0: the issue's test
+//! vector through the whole stack, and a node killed mid-round.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use tokio::net::TcpListener;
+use veilgrid_core::seal::SealKeyPair;
+use veilgrid_kit::{
+    Shutdown,
+    identity::Identity,
+    provider::ProviderConfig,
+    registration::{RegistrationConfig, router_channel},
+};
+use veilgrid_matcher::{
+    MatchError, MatcherConfig, NodeAddress,
+    client::{MatchClient, NodeKey},
+    rates::{Clearing, fit},
+};
+use veilgrid_mpc::{
+    ClearingResult, NodeKeys, Order, OrderId, Side,
+    plain::{clear_plain, test_vector_book},
+};
+use veilgrid_proto::{
+    grid::v1::{ListProvidersRequest, router_client::RouterClient},
+    matching::v1 as pb,
+};
+use veilgrid_router::RouterConfig;
+
+struct Grid {
+    router_url: String,
+    shutdown: Shutdown,
+    identities: [Arc<Identity>; 3],
+    keys: [NodeKeys; 3],
+    addrs: [SocketAddr; 3],
+}
+
+async fn bind() -> TcpListener {
+    TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap()
+}
+
+impl Grid {
+    async fn start() -> (Grid, [TcpListener; 3]) {
+        let shutdown = Shutdown::new();
+        let rl = bind().await;
+        let router_url = format!("http://{}", rl.local_addr().unwrap());
+        let config = RouterConfig {
+            health_interval: Duration::from_millis(200),
+            min_ttl: Duration::from_millis(100),
+            ..RouterConfig::default()
+        };
+        tokio::spawn(veilgrid_router::run(rl, shutdown.clone(), config));
+        let listeners = [bind().await, bind().await, bind().await];
+        let addrs = [0, 1, 2].map(|i| listeners[i].local_addr().unwrap());
+        (
+            Grid {
+                router_url,
+                shutdown,
+                identities: [0, 1, 2].map(|_| Arc::new(Identity::generate())),
+                keys: NodeKeys::generate_all(),
+                addrs,
+            },
+            listeners,
+        )
+    }
+
+    fn config(&self, i: usize) -> MatcherConfig {
+        MatcherConfig {
+            identity: self.identities[i].clone(),
+            keys: self.keys[i].clone(),
+            nodes: [0, 1, 2].map(|j| NodeAddress {
+                url: format!("http://{}", self.addrs[j]),
+                provider_id: self.identities[j].provider_id(),
+            }),
+            peer_timeout: Duration::from_secs(10),
+            provider: ProviderConfig {
+                name: format!("matcher-{i}"),
+                ..ProviderConfig::default()
+            },
+            register: Some(RegistrationConfig {
+                router: self.router_url.clone(),
+                endpoint: format!("http://{}", self.addrs[i]),
+                ttl: Duration::from_secs(30),
+            }),
+        }
+    }
+
+    fn client(&self) -> MatchClient {
+        MatchClient::new(
+            &self.router_url,
+            [0, 1, 2].map(|i| NodeKey {
+                provider_id: self.identities[i].provider_id(),
+                seal_key: self.identities[i].seal_public(),
+            }),
+        )
+        .unwrap()
+    }
+
+    /// Wait until the router lists `n` serving providers.
+    async fn wait_registered(&self, n: usize) {
+        let mut r = RouterClient::new(router_channel(&self.router_url).unwrap());
+        for _ in 0..200 {
+            if let Ok(l) = r
+                .list_providers(ListProvidersRequest::default())
+                .await
+                .map(|r| r.into_inner())
+                && l.providers.iter().filter(|p| p.serving).count() >= n
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("providers did not register");
+    }
+}
+
+/// A node on a runtime of its own, so the test can kill it outright.
+fn killable(listener: std::net::TcpListener, config: MatcherConfig) -> tokio::runtime::Runtime {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.spawn(async move {
+        let l = TcpListener::from_std(listener).unwrap();
+        let _ = veilgrid_matcher::run(l, Shutdown::new(), config).await;
+    });
+    rt
+}
+
+fn open_req(round: [u8; 16], levels: u32) -> pb::OpenRoundRequest {
+    pb::OpenRoundRequest {
+        round_id: round.to_vec().into(),
+        base: "ALC".into(),
+        quote: "BOB".into(),
+        levels,
+        p_min: 0.5,
+        ratio: 1.05,
+        mode: pb::SecurityMode::SemiHonest.into(),
+        deadline_unix_ms: 0,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_test_vector_through_router_and_three_nodes() {
+    let (g, listeners) = Grid::start().await;
+    for (i, l) in listeners.into_iter().enumerate() {
+        tokio::spawn(veilgrid_matcher::run(l, g.shutdown.clone(), g.config(i)));
+    }
+    g.wait_registered(3).await;
+    let c = g.client();
+    let round = [7u8; 16];
+    c.open(&open_req(round, 64)).await.unwrap();
+    let book = test_vector_book();
+    // the first buyer and the first seller are agents of their own; the rest share one
+    let first_buyer = SealKeyPair::generate();
+    let first_seller = SealKeyPair::generate();
+    let others = SealKeyPair::generate();
+    let first_sell = book.iter().position(|o| o.side == Side::Sell).unwrap();
+    for (i, o) in book.iter().enumerate() {
+        let owner = match i {
+            0 => &first_buyer,
+            i if i == first_sell => &first_seller,
+            _ => &others,
+        };
+        let id = OrderId::new(format!("o{i}").as_bytes()).unwrap();
+        c.submit(round, 64, &id, o, &owner.public()).await.unwrap();
+    }
+    c.close(round).await.unwrap();
+    let out = c.result(round, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(
+        out.outcome.result,
+        ClearingResult::Trade {
+            level: 33,
+            volume: 10937
+        }
+    );
+    assert_eq!(out.outcome.base, "ALC");
+    assert!((out.rate - 0.5 * 1.05f64.powi(33)).abs() < 1e-9);
+    assert!(out.dropped.is_empty());
+
+    let fb = c.fills(round, &first_buyer).await.unwrap();
+    assert_eq!(fb.len(), 1);
+    assert_eq!(fb[0], (OrderId::new(b"o0").unwrap(), 0));
+    let fs = c.fills(round, &first_seller).await.unwrap();
+    assert_eq!(fs.len(), 1);
+    assert_eq!(fs[0].1, 4);
+    // every fill against the plaintext rule
+    let want = clear_plain(64, &book).fills;
+    let rest = c.fills(round, &others).await.unwrap();
+    assert_eq!(rest.len(), book.len() - 2);
+    for (id, q) in &rest {
+        let i: usize = std::str::from_utf8(id.as_bytes()).unwrap()[1..]
+            .parse()
+            .unwrap();
+        assert_eq!(*q, want[i], "order {i}");
+    }
+    // a stranger's key opens nothing
+    assert!(
+        c.fills(round, &SealKeyPair::generate())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // the cleared round feeds the rate table
+    let rates = fit(
+        "BOB",
+        &[Clearing {
+            base: "ALC".into(),
+            quote: "BOB".into(),
+            rate: out.rate,
+            volume: 10937.0,
+        }],
+    )
+    .unwrap();
+    assert!((rates.value("ALC").unwrap() - out.rate).abs() < 1e-9);
+    g.shutdown.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_are_refused_with_clear_codes() {
+    let (g, listeners) = Grid::start().await;
+    for (i, l) in listeners.into_iter().enumerate() {
+        tokio::spawn(veilgrid_matcher::run(l, g.shutdown.clone(), g.config(i)));
+    }
+    g.wait_registered(3).await;
+    let c = g.client();
+    let round = [9u8; 16];
+    let code = |e: MatchError| match e {
+        MatchError::Remote { status, .. } => status.code(),
+        other => panic!("unexpected {other}"),
+    };
+    // P = 0 and one currency twice
+    assert_eq!(
+        code(c.open(&open_req(round, 0)).await.unwrap_err()),
+        tonic::Code::InvalidArgument
+    );
+    let mut same = open_req(round, 8);
+    same.quote = "ALC".into();
+    assert_eq!(
+        code(c.open(&same).await.unwrap_err()),
+        tonic::Code::InvalidArgument
+    );
+    c.open(&open_req(round, 8)).await.unwrap();
+    assert_eq!(
+        code(c.open(&open_req(round, 8)).await.unwrap_err()),
+        tonic::Code::AlreadyExists
+    );
+    let owner = SealKeyPair::generate();
+    let id = OrderId::new(b"a").unwrap();
+    let buy = Order {
+        side: Side::Buy,
+        limit: 3,
+        qty: 10,
+    };
+    c.submit(round, 8, &id, &buy, &owner.public())
+        .await
+        .unwrap();
+    // duplicate id
+    assert_eq!(
+        code(
+            c.submit(round, 8, &id, &buy, &owner.public())
+                .await
+                .unwrap_err()
+        ),
+        tonic::Code::InvalidArgument
+    );
+    // a limit outside the grid never leaves the client
+    let out_of_grid = Order { limit: 8, ..buy };
+    assert!(matches!(
+        c.submit(
+            round,
+            8,
+            &OrderId::new(b"b").unwrap(),
+            &out_of_grid,
+            &owner.public()
+        )
+        .await,
+        Err(MatchError::Mpc(_))
+    ));
+    // one side empty: no trade, nothing else revealed, the fill is 0
+    c.close(round).await.unwrap();
+    let out = c.result(round, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(out.outcome.result, ClearingResult::NoTrade);
+    assert_eq!(c.fills(round, &owner).await.unwrap()[0].1, 0);
+    // closed rounds take no more orders
+    assert_eq!(
+        code(
+            c.submit(
+                round,
+                8,
+                &OrderId::new(b"c").unwrap(),
+                &buy,
+                &owner.public()
+            )
+            .await
+            .unwrap_err()
+        ),
+        tonic::Code::FailedPrecondition
+    );
+    // an unknown round
+    assert_eq!(
+        code(c.status(0, [1; 16]).await.unwrap_err()),
+        tonic::Code::NotFound
+    );
+    g.shutdown.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_node_aborts_the_round_which_reruns_after_it_returns() {
+    let (g, listeners) = Grid::start().await;
+    let [l0, l1, l2] = listeners;
+    tokio::spawn(veilgrid_matcher::run(l0, g.shutdown.clone(), g.config(0)));
+    tokio::spawn(veilgrid_matcher::run(l1, g.shutdown.clone(), g.config(1)));
+    let rt2 = killable(l2.into_std().unwrap(), g.config(2));
+    g.wait_registered(3).await;
+    let c = g.client();
+    let book = [
+        Order {
+            side: Side::Buy,
+            limit: 5,
+            qty: 10,
+        },
+        Order {
+            side: Side::Sell,
+            limit: 2,
+            qty: 7,
+        },
+    ];
+    let owner = SealKeyPair::generate();
+    let submit_all = |round: [u8; 16]| {
+        let c = c.clone();
+        let pk = owner.public();
+        async move {
+            c.open(&open_req(round, 8)).await.unwrap();
+            for (i, o) in book.iter().enumerate() {
+                let id = OrderId::new(format!("o{i}").as_bytes()).unwrap();
+                c.submit(round, 8, &id, o, &pk).await.unwrap();
+            }
+        }
+    };
+    let round = [3u8; 16];
+    submit_all(round).await;
+    // node 2 dies with the book full: connections drop, no deregistration
+    rt2.shutdown_background();
+    assert!(c.close(round).await.is_err(), "node 2 cannot be closed");
+    let err = c.result(round, Duration::from_secs(30)).await.unwrap_err();
+    assert!(matches!(err, MatchError::Aborted(_)), "{err}");
+    for p in 0..2 {
+        let s = c.status(p, round).await.unwrap();
+        assert_eq!(s.status, i32::from(pb::RoundStatus::Aborted));
+        assert!(s.reason.contains("node 2"), "{}", s.reason);
+        assert!(s.outcome.is_empty() && s.signatures.is_empty() && !s.cross);
+        assert_eq!(s.volume, 0);
+    }
+    assert!(c.fills(round, &owner).await.is_err());
+
+    // node 2 returns (same address, identity and seeds; its old rounds are gone)
+    let l2 = std::net::TcpListener::bind(g.addrs[2]).unwrap();
+    l2.set_nonblocking(true).unwrap();
+    let _rt2 = killable(l2, g.config(2));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    g.wait_registered(3).await;
+    let again = [4u8; 16];
+    submit_all(again).await;
+    c.close(again).await.unwrap();
+    let out = c.result(again, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(
+        out.outcome.result,
+        ClearingResult::Trade {
+            level: 2,
+            volume: 7
+        }
+    );
+    let mut fills = c.fills(again, &owner).await.unwrap();
+    fills.sort();
+    assert_eq!(fills.iter().map(|f| f.1).collect::<Vec<_>>(), vec![7, 7]);
+    g.shutdown.cancel();
+    _rt2.shutdown_background();
+}

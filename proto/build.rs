@@ -7,6 +7,7 @@ use prost::Message;
 const PROTOS: &[&str] = &[
     "veilgrid/grid/v1/grid.proto",
     "veilgrid/echo/v1/echo.proto",
+    "veilgrid/aggregation/v1/aggregation.proto",
     "veilgrid/matching/v1/matching.proto",
 ];
 

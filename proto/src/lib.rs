@@ -22,6 +22,14 @@ pub mod echo {
     }
 }
 
+/// `veilgrid.aggregation.v1`: one-shot secure aggregation rounds.
+pub mod aggregation {
+    /// Version 1.
+    pub mod v1 {
+        tonic::include_proto!("veilgrid.aggregation.v1");
+    }
+}
+
 /// `veilgrid.matching.v1`: sealed-bid matching by three MPC nodes.
 pub mod matching {
     /// Version 1.

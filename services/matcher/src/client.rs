@@ -12,7 +12,9 @@ use veilgrid_core::{
     seal::{SealKeyPair, SealPublicKey},
     sign::VerifierKey,
 };
-use veilgrid_mpc::{FillShare, Order, OrderId, RoundOutcome, reconstruct_fill, share_order};
+use veilgrid_mpc::{
+    FillShare, Order, OrderId, OrderPayload, RoundOutcome, reconstruct_fill, share_order,
+};
 use veilgrid_proto::{
     grid::v1::{CompletionRequest, router_client::RouterClient},
     matching::v1 as pb,
@@ -114,6 +116,18 @@ impl MatchClient {
         owner: &SealPublicKey,
     ) -> Result<(), MatchError> {
         let shares = share_order(round, id, order, levels)?;
+        self.submit_shares(round, id, &shares, owner).await
+    }
+
+    /// Seal share `i` to node `i` and submit it (for callers that shared the order
+    /// themselves, e.g. with their own random generator).
+    pub async fn submit_shares(
+        &self,
+        round: [u8; 16],
+        id: &OrderId,
+        shares: &[OrderPayload; 3],
+        owner: &SealPublicKey,
+    ) -> Result<(), MatchError> {
         let aad = share_aad(&round, id.as_bytes());
         for (p, share) in shares.iter().enumerate() {
             let sealed = self.nodes[p]

@@ -8,6 +8,7 @@
 //! * [`client`]: what a trader does: share and seal orders, collect the signed
 //!   outcome, open and check its fills;
 //! * [`rates`]: the exchange-rate table from cleared rounds.
+#![doc = include_str!("../docs/service.md")]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]

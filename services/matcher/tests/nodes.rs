@@ -381,3 +381,76 @@ async fn a_killed_node_aborts_the_round_which_reruns_after_it_returns() {
     g.shutdown.cancel();
     _rt2.shutdown_background();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inconsistent_sharing_drops_the_order_malicious_mode_and_deadline() {
+    let (g, listeners) = Grid::start().await;
+    for (i, l) in listeners.into_iter().enumerate() {
+        tokio::spawn(veilgrid_matcher::run(l, g.shutdown.clone(), g.config(i)));
+    }
+    g.wait_registered(3).await;
+    let c = g.client();
+    let round = [11u8; 16];
+    let mut req = open_req(round, 16);
+    req.mode = pb::SecurityMode::Malicious.into();
+    c.open(&req).await.unwrap();
+    let owner = SealKeyPair::generate();
+    let buy = Order {
+        side: Side::Buy,
+        limit: 9,
+        qty: 50,
+    };
+    let sell = Order {
+        side: Side::Sell,
+        limit: 4,
+        qty: 20,
+    };
+    let (b, s) = (
+        OrderId::new(b"buy").unwrap(),
+        OrderId::new(b"sell").unwrap(),
+    );
+    c.submit(round, 16, &b, &buy, &owner.public())
+        .await
+        .unwrap();
+    // a client that shares inconsistently: node 0 gets a share of one sharing,
+    // nodes 1 and 2 of another, so the two holders of a component disagree
+    let x = veilgrid_mpc::share_order(round, &s, &sell, 16).unwrap();
+    let y = veilgrid_mpc::share_order(round, &s, &sell, 16).unwrap();
+    let mixed = [x[0].clone(), y[1].clone(), y[2].clone()];
+    c.submit_shares(round, &s, &mixed, &owner.public())
+        .await
+        .unwrap();
+    let late = OrderId::new(b"sell2").unwrap();
+    c.submit(round, 16, &late, &sell, &owner.public())
+        .await
+        .unwrap();
+    c.close(round).await.unwrap();
+    let out = c.result(round, Duration::from_secs(60)).await.unwrap();
+    // the inconsistent order is dropped, not the round
+    assert_eq!(out.dropped, vec![bytes::Bytes::from_static(b"sell")]);
+    assert_eq!(
+        out.outcome.result,
+        ClearingResult::Trade {
+            level: 4,
+            volume: 20
+        }
+    );
+    let fills = c.fills(round, &owner).await.unwrap();
+    assert_eq!(fills.len(), 2, "no fill for a dropped order");
+    assert!(fills.contains(&(b.clone(), 20)) && fills.contains(&(late, 20)));
+
+    // orders after the deadline are refused
+    let r2 = [12u8; 16];
+    let mut req = open_req(r2, 16);
+    req.deadline_unix_ms = veilgrid_kit::clock::now_ms() + 300;
+    c.open(&req).await.unwrap();
+    c.submit(r2, 16, &b, &buy, &owner.public()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    match c.submit(r2, 16, &s, &sell, &owner.public()).await {
+        Err(MatchError::Remote { status, .. }) => {
+            assert_eq!(status.code(), tonic::Code::FailedPrecondition, "{status}")
+        }
+        other => panic!("late order accepted: {other:?}"),
+    }
+    g.shutdown.cancel();
+}

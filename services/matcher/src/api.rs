@@ -12,7 +12,7 @@ use veilgrid_proto::matching::v1 as pb;
 
 use crate::{MatchError, node::Node};
 
-/// The five calls a client makes.
+/// The calls a client makes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rpc {
     /// `OpenRound`.
@@ -25,11 +25,23 @@ pub enum Rpc {
     Result,
     /// `Fills`.
     Fills,
+    /// `Info`.
+    Info,
+    /// `Rates`.
+    Rates,
 }
 
 impl Rpc {
     /// All of them.
-    pub const ALL: [Rpc; 5] = [Rpc::Open, Rpc::Submit, Rpc::Close, Rpc::Result, Rpc::Fills];
+    pub const ALL: [Rpc; 7] = [
+        Rpc::Open,
+        Rpc::Submit,
+        Rpc::Close,
+        Rpc::Result,
+        Rpc::Fills,
+        Rpc::Info,
+        Rpc::Rates,
+    ];
 
     /// The protocol name, `veilgrid/match/<rpc>/v1`.
     pub fn protocol(self) -> &'static str {
@@ -39,6 +51,8 @@ impl Rpc {
             Rpc::Close => "veilgrid/match/close/v1",
             Rpc::Result => "veilgrid/match/result/v1",
             Rpc::Fills => "veilgrid/match/fills/v1",
+            Rpc::Info => "veilgrid/match/info/v1",
+            Rpc::Rates => "veilgrid/match/rates/v1",
         }
     }
 }
@@ -72,6 +86,11 @@ impl Handler for Api {
                 .result(decode("ResultRequest", &payload)?)?
                 .encode_to_vec(),
             Rpc::Fills => n.fills(decode("FillsRequest", &payload)?)?.encode_to_vec(),
+            Rpc::Info => {
+                let _: pb::InfoRequest = decode("InfoRequest", &payload)?;
+                n.info().encode_to_vec()
+            }
+            Rpc::Rates => n.rates(decode("RatesRequest", &payload)?)?.encode_to_vec(),
         };
         Ok(out.into())
     }

@@ -16,7 +16,7 @@ use veilgrid_mpc::{
     FillShare, Order, OrderId, OrderPayload, RoundOutcome, reconstruct_fill, share_order,
 };
 use veilgrid_proto::{
-    grid::v1::{CompletionRequest, router_client::RouterClient},
+    grid::v1::{CompletionRequest, ListProvidersRequest, router_client::RouterClient},
     matching::v1 as pb,
 };
 
@@ -67,36 +67,109 @@ impl MatchClient {
         })
     }
 
+    /// Find the three nodes through the router: every serving provider of
+    /// `veilgrid/match/info/v1` is asked which party it is; exactly one per party
+    /// must answer, with the keys the router lists for it.
+    pub async fn discover(router_url: &str) -> Result<Self, MatchError> {
+        let channel = veilgrid_kit::registration::router_channel(router_url)?;
+        let mut router = RouterClient::new(channel);
+        let listed = router
+            .list_providers(ListProvidersRequest {
+                protocol_id: Bytes::copy_from_slice(
+                    ProtocolId::from_name(Rpc::Info.protocol()).as_bytes(),
+                ),
+            })
+            .await
+            .map_err(|status| MatchError::Remote {
+                what: "listing the matching nodes",
+                status,
+            })?
+            .into_inner();
+        let mut found: [Option<NodeKey>; 3] = [None, None, None];
+        for p in listed.providers.iter().filter(|p| p.serving) {
+            let Some(info) = &p.info else { continue };
+            let provider_id: [u8; 32] = info.provider_id.as_ref().try_into().map_err(|_| {
+                MatchError::BadRequest("the router lists a malformed provider id".into())
+            })?;
+            let resp: pb::InfoResponse =
+                call_router(&router, &provider_id, Rpc::Info, &pb::InfoRequest {}).await?;
+            if resp.seal_public_key != info.seal_public_key || resp.provider_id != info.provider_id
+            {
+                return Err(MatchError::BadRequest(
+                    "a node's keys differ from its registration".into(),
+                ));
+            }
+            let party = resp.party as usize;
+            if party >= 3 || found[party].is_some() {
+                return Err(MatchError::BadRequest(format!(
+                    "two nodes claim party {party}, or it is out of range"
+                )));
+            }
+            found[party] = Some(NodeKey {
+                provider_id,
+                seal_key: SealPublicKey::from_bytes(&resp.seal_public_key)?,
+            });
+        }
+        let [Some(a), Some(b), Some(c)] = found else {
+            return Err(MatchError::Peer {
+                party: 0,
+                reason: "the router does not list all three matching nodes".into(),
+            });
+        };
+        Self::new(router_url, [a, b, c])
+    }
+
+    /// The nodes, by party.
+    pub fn nodes(&self) -> &[NodeKey; 3] {
+        &self.nodes
+    }
+
+    /// The rate table and history of cleared rounds, as node 0 keeps them.
+    pub async fn rates(&self, numeraire: &str) -> Result<pb::RatesResponse, MatchError> {
+        let req = pb::RatesRequest {
+            numeraire: numeraire.to_owned(),
+        };
+        self.call(0, Rpc::Rates, &req).await
+    }
+
     async fn call<Req: Message, Resp: Message + Default>(
         &self,
         party: usize,
         rpc: Rpc,
         req: &Req,
     ) -> Result<Resp, MatchError> {
-        let resp = self
-            .router
-            .clone()
-            .complete(CompletionRequest {
-                protocol_id: Bytes::copy_from_slice(
-                    ProtocolId::from_name(rpc.protocol()).as_bytes(),
-                ),
-                payload: req.encode_to_vec().into(),
-                terms: None,
-                idempotency_id: Bytes::new(),
-                target_provider: Bytes::copy_from_slice(&self.nodes[party].provider_id),
-            })
-            .await
-            .map_err(|status| MatchError::Remote {
-                what: rpc.protocol(),
-                status,
-            })?
-            .into_inner();
-        Resp::decode(resp.completion.as_ref()).map_err(|source| MatchError::Decode {
-            what: rpc.protocol(),
-            source,
-        })
+        call_router(&self.router, &self.nodes[party].provider_id, rpc, req).await
     }
+}
 
+async fn call_router<Req: Message, Resp: Message + Default>(
+    router: &RouterClient<Channel>,
+    target: &[u8; 32],
+    rpc: Rpc,
+    req: &Req,
+) -> Result<Resp, MatchError> {
+    let resp = router
+        .clone()
+        .complete(CompletionRequest {
+            protocol_id: Bytes::copy_from_slice(ProtocolId::from_name(rpc.protocol()).as_bytes()),
+            payload: req.encode_to_vec().into(),
+            terms: None,
+            idempotency_id: Bytes::new(),
+            target_provider: Bytes::copy_from_slice(target),
+        })
+        .await
+        .map_err(|status| MatchError::Remote {
+            what: rpc.protocol(),
+            status,
+        })?
+        .into_inner();
+    Resp::decode(resp.completion.as_ref()).map_err(|source| MatchError::Decode {
+        what: rpc.protocol(),
+        source,
+    })
+}
+
+impl MatchClient {
     /// Open the round at all three nodes.
     pub async fn open(&self, req: &pb::OpenRoundRequest) -> Result<(), MatchError> {
         for p in 0..3 {

@@ -70,6 +70,8 @@ pub struct MatcherConfig {
     pub provider: ProviderConfig,
     /// Register with this router (endpoint = this node's URL); `None` = don't.
     pub register: Option<RegistrationConfig>,
+    /// The numeraire of the rate table when a request names none.
+    pub numeraire: String,
 }
 
 enum State {
@@ -111,6 +113,7 @@ pub struct Node {
     pub(crate) config: MatcherConfig,
     rounds: Mutex<HashMap<[u8; 16], Round>>,
     inboxes: Mutex<HashMap<[u8; 16], Arc<Inbox>>>,
+    history: Mutex<Vec<pb::PairClearing>>,
 }
 
 fn round_id(b: &[u8]) -> Result<[u8; 16], MatchError> {
@@ -125,6 +128,7 @@ impl Node {
             config,
             rounds: Mutex::new(HashMap::new()),
             inboxes: Mutex::new(HashMap::new()),
+            history: Mutex::new(Vec::new()),
         })
     }
 
@@ -343,9 +347,74 @@ impl Node {
                 State::Aborted(e.to_string())
             }
         };
-        if let Some(r) = self.rounds().get_mut(&round) {
-            r.state = state;
+        let mut rounds = self.rounds();
+        let Some(r) = rounds.get_mut(&round) else {
+            return;
+        };
+        if let State::Cleared {
+            result: ClearingResult::Trade { level, volume },
+            ..
+        } = &state
+        {
+            self.history
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(pb::PairClearing {
+                    round_id: Bytes::copy_from_slice(&round),
+                    base: r.base.clone(),
+                    quote: r.quote.clone(),
+                    rate: r.p_min * r.ratio.powi(*level as i32),
+                    volume: *volume,
+                    level: *level,
+                    cleared_at_ms: now_ms(),
+                });
         }
+        r.state = state;
+    }
+
+    /// `Info`.
+    pub fn info(&self) -> pb::InfoResponse {
+        pb::InfoResponse {
+            party: self.party().into(),
+            provider_id: Bytes::copy_from_slice(&self.config.identity.provider_id()),
+            seal_public_key: Bytes::copy_from_slice(&self.config.identity.seal_public().to_bytes()),
+        }
+    }
+
+    /// `Rates`: the table fitted to the latest cleared round of each pair.
+    pub fn rates(&self, req: pb::RatesRequest) -> Result<pb::RatesResponse, MatchError> {
+        let numeraire = if req.numeraire.is_empty() {
+            self.config.numeraire.clone()
+        } else {
+            req.numeraire
+        };
+        let history = self
+            .history
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let fitted = crate::rates::fit(&numeraire, &crate::rates::latest_per_pair(&history))?;
+        Ok(pb::RatesResponse {
+            numeraire: fitted.numeraire.clone(),
+            rates: fitted
+                .log_values
+                .iter()
+                .map(|(c, v)| pb::CurrencyRate {
+                    currency: c.clone(),
+                    log_value: *v,
+                    value: v.exp(),
+                })
+                .collect(),
+            cycles: fitted
+                .cycles
+                .iter()
+                .map(|c| pb::CycleResidual {
+                    currencies: c.currencies.clone(),
+                    log_residual: c.log_residual,
+                })
+                .collect(),
+            history,
+        })
     }
 
     /// `Result`.

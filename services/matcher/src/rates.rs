@@ -68,6 +68,29 @@ impl Rates {
     }
 }
 
+/// The latest clearing of each pair (either orientation) from a history, oldest first.
+pub fn latest_per_pair(history: &[veilgrid_proto::matching::v1::PairClearing]) -> Vec<Clearing> {
+    let mut latest: BTreeMap<(String, String), &veilgrid_proto::matching::v1::PairClearing> =
+        BTreeMap::new();
+    for h in history {
+        let key = if h.base <= h.quote {
+            (h.base.clone(), h.quote.clone())
+        } else {
+            (h.quote.clone(), h.base.clone())
+        };
+        latest.insert(key, h);
+    }
+    latest
+        .values()
+        .map(|h| Clearing {
+            base: h.base.clone(),
+            quote: h.quote.clone(),
+            rate: h.rate,
+            volume: h.volume as f64,
+        })
+        .collect()
+}
+
 /// Fit the table to `clearings` (later entries of the same pair are separate
 /// observations; pass only the latest per pair for "the latest table").
 pub fn fit(numeraire: &str, clearings: &[Clearing]) -> Result<Rates, MatchError> {

@@ -84,6 +84,7 @@ impl Grid {
                 endpoint: format!("http://{}", self.addrs[i]),
                 ttl: Duration::from_secs(30),
             }),
+            numeraire: "BOB".into(),
         }
     }
 
@@ -150,7 +151,11 @@ async fn issue_test_vector_through_router_and_three_nodes() {
         tokio::spawn(veilgrid_matcher::run(l, g.shutdown.clone(), g.config(i)));
     }
     g.wait_registered(3).await;
-    let c = g.client();
+    // the client finds the three nodes through the router alone
+    let c = MatchClient::discover(&g.router_url).await.unwrap();
+    for i in 0..3 {
+        assert_eq!(c.nodes()[i].provider_id, g.identities[i].provider_id());
+    }
     let round = [7u8; 16];
     c.open(&open_req(round, 64)).await.unwrap();
     let book = test_vector_book();
@@ -217,6 +222,18 @@ async fn issue_test_vector_through_router_and_three_nodes() {
     )
     .unwrap();
     assert!((rates.value("ALC").unwrap() - out.rate).abs() < 1e-9);
+    // and the nodes publish it with the history
+    let published = c.rates("").await.unwrap();
+    assert_eq!(published.numeraire, "BOB");
+    assert_eq!(published.history.len(), 1);
+    assert_eq!(published.history[0].volume, 10937);
+    let alc = published
+        .rates
+        .iter()
+        .find(|r| r.currency == "ALC")
+        .unwrap();
+    assert!((alc.value - out.rate).abs() < 1e-9);
+    assert!(published.cycles.is_empty());
     g.shutdown.cancel();
 }
 

@@ -1,0 +1,86 @@
+//! The crate's one error type, and how each case maps to a gRPC status code.
+
+use thiserror::Error;
+use tonic::{Code, Status};
+use veilgrid_aggregation::Error as Math;
+
+/// Everything the aggregation service can refuse or fail on.
+#[derive(Debug, Error)]
+pub enum AggError {
+    /// The round math refused the input (see the variant for which check).
+    #[error(transparent)]
+    Round(#[from] Math),
+    /// No round with this id.
+    #[error("no round {0}")]
+    NotFound(String),
+    /// The operation does not fit the round's state (late client, early member, ...).
+    #[error("round {round}: {reason}")]
+    State {
+        /// Round id (hex prefix).
+        round: String,
+        /// What does not fit.
+        reason: String,
+    },
+    /// A request that does not decode or has a field of the wrong size.
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// The embedded store failed.
+    #[error("store: {0}")]
+    Store(#[from] rusqlite::Error),
+    /// A stored record did not decode.
+    #[error("store holds a malformed {0}")]
+    CorruptStore(&'static str),
+    /// The data directory could not be prepared.
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Serving, registering or calling a remote service failed.
+    #[error(transparent)]
+    Kit(#[from] veilgrid_kit::KitError),
+    /// A remote call returned an error status.
+    #[error("{what}: {status}")]
+    Remote {
+        /// What was being attempted.
+        what: &'static str,
+        /// The status.
+        status: Status,
+    },
+}
+
+impl AggError {
+    /// The gRPC code this error is reported with.
+    pub fn code(&self) -> Code {
+        match self {
+            AggError::Round(m) => match m {
+                Math::DuplicateClient(_) | Math::DuplicateMember(_) => Code::AlreadyExists,
+                Math::TooManyClients(_) => Code::ResourceExhausted,
+                Math::NotEnoughMembers { .. } | Math::TooFewClients { .. } => {
+                    Code::FailedPrecondition
+                }
+                Math::InconsistentMembers(_) | Math::InconsistentRound | Math::Decode(_) => {
+                    Code::Aborted
+                }
+                _ => Code::InvalidArgument,
+            },
+            AggError::NotFound(_) => Code::NotFound,
+            AggError::State { .. } => Code::FailedPrecondition,
+            AggError::BadRequest(_) => Code::InvalidArgument,
+            AggError::Store(_) | AggError::CorruptStore(_) | AggError::DataDir { .. } => {
+                Code::Internal
+            }
+            AggError::Kit(_) => Code::Unavailable,
+            AggError::Remote { status, .. } => status.code(),
+        }
+    }
+}
+
+impl From<AggError> for Status {
+    fn from(e: AggError) -> Self {
+        Status::new(e.code(), e.to_string())
+    }
+}

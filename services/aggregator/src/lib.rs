@@ -1,0 +1,150 @@
+//! The one-shot secure aggregation service (issue 4) over the math of `veilgrid-aggregation`.
+//!
+//! * [`rounds::Rounds`]: the logic. Each call runs one typestate step of the math crate on the
+//!   round's state loaded from SQLite and stores the new snapshot in the same transaction, so
+//!   rounds survive a restart of the service.
+//! * [`grpc::AggregationService`]: the typed gRPC API `veilgrid.aggregation.v1.Aggregation`.
+//! * [`handler::AggregationHandler`]: the same API as byte completions through the router,
+//!   protocols [`protocols`] (`veilgrid/agg/<rpc>/v1`).
+//! * [`member::Member`]: a committee member, a provider of its own whose lease publishes the
+//!   X25519 key clients seal its shares to.
+//! * [`client`]: callers (round owners, clients, members), direct or through the router.
+//!
+//! Start a server with [`run`] on a bound listener (port 0 in tests) and a shutdown token.
+#![doc = include_str!("../docs/service.md")]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod client;
+mod error;
+pub mod grpc;
+pub mod handler;
+pub mod member;
+pub mod protocols;
+pub mod rounds;
+mod store;
+
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+pub use error::AggError;
+use tokio::net::TcpListener;
+use tonic::service::RoutesBuilder;
+use veilgrid_kit::{
+    Shutdown,
+    identity::Identity,
+    provider::{ProviderConfig, ProviderService},
+    registration::{self, RegistrationConfig},
+};
+use veilgrid_proto::aggregation::v1::aggregation_server::AggregationServer;
+
+/// Settings of an aggregation server.
+#[derive(Debug, Clone)]
+pub struct AggregatorConfig {
+    /// Where rounds (and the provider identity) live; `None` = in memory, fresh identity.
+    pub data_dir: Option<PathBuf>,
+    /// Largest request accepted (gRPC message or completion payload), bytes.
+    pub max_message: usize,
+    /// Register with this router (URL) as the provider of the `veilgrid/agg/...` protocols.
+    pub router: Option<String>,
+    /// The URL the router reaches this server at (default: the listener's address).
+    pub advertise: Option<String>,
+    /// Lease length when registering.
+    pub ttl: Duration,
+    /// Label in provider listings.
+    pub name: String,
+}
+
+impl Default for AggregatorConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: None,
+            max_message: 64 << 20,
+            router: None,
+            advertise: None,
+            ttl: Duration::from_secs(30),
+            name: "aggregator".into(),
+        }
+    }
+}
+
+/// The provider (byte completions) of an aggregation server over `rounds`.
+pub fn provider(
+    rounds: Arc<rounds::Rounds>,
+    identity: Arc<Identity>,
+    config: &AggregatorConfig,
+) -> ProviderService {
+    let handler = handler::AggregationHandler::new(rounds, config.max_message);
+    let mut b = ProviderService::builder(
+        identity,
+        ProviderConfig {
+            name: config.name.clone(),
+            max_payload: config.max_message,
+            ..ProviderConfig::default()
+        },
+    );
+    for p in protocols::SERVER_PROTOCOLS {
+        b = b.protocol(p, 0, handler.clone());
+    }
+    b.build()
+}
+
+/// Run an aggregation server on `listener` until `shutdown` fires: the gRPC API and the
+/// `Provider` service on the same port, registered with the router if one is configured.
+pub async fn run(
+    listener: TcpListener,
+    shutdown: Shutdown,
+    config: AggregatorConfig,
+) -> Result<(), AggError> {
+    let rounds = Arc::new(rounds::Rounds::open(config.data_dir.as_deref())?);
+    let identity = Arc::new(match &config.data_dir {
+        Some(dir) => Identity::load_or_create(dir)?,
+        None => Identity::generate(),
+    });
+    let provider = provider(rounds.clone(), identity, &config);
+    let api = AggregationServer::new(grpc::AggregationService { rounds })
+        .max_decoding_message_size(config.max_message)
+        .max_encoding_message_size(config.max_message);
+    let endpoint = match &config.advertise {
+        Some(a) => a.clone(),
+        None => format!(
+            "http://{}",
+            listener.local_addr().map_err(|source| AggError::DataDir {
+                path: "listener".into(),
+                source,
+            })?
+        ),
+    };
+    let mut routes = RoutesBuilder::default();
+    routes.add_service(api);
+    routes.add_service(provider.clone().into_server());
+    let server = tokio::spawn(veilgrid_kit::server::serve(
+        listener,
+        shutdown.clone(),
+        routes,
+    ));
+    let keeper = match &config.router {
+        Some(router) => Some(
+            registration::start(
+                provider,
+                RegistrationConfig {
+                    router: router.clone(),
+                    endpoint,
+                    ttl: config.ttl,
+                },
+                shutdown.clone(),
+                Duration::from_secs(10),
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    let served = server
+        .await
+        .map_err(|e| AggError::BadRequest(format!("server task: {e}")))?;
+    shutdown.cancel();
+    if let Some(k) = keeper {
+        let _ = k.await;
+    }
+    Ok(served?)
+}

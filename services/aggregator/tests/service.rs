@@ -1,0 +1,438 @@
+//! The aggregation service over real gRPC on port 0: through the router, with dropouts and silent
+//! members; too few members; bad inputs and their codes; restarts mid-round.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use bytes::Bytes;
+use rand::Rng;
+use tokio::{net::TcpListener, task::JoinHandle};
+use tonic::{Code, service::RoutesBuilder};
+use veilgrid_aggregation::{CommitteeMember, PresentSet, Round};
+use veilgrid_aggregator::{
+    AggError, AggregatorConfig,
+    client::{self, AggClient},
+    member::{Member, Outcome},
+};
+use veilgrid_kit::{
+    Shutdown,
+    clock::now_ms,
+    identity::Identity,
+    registration::{self, RegistrationConfig},
+};
+use veilgrid_proto::aggregation::v1 as pb;
+use veilgrid_router::RouterConfig;
+
+async fn bind() -> (TcpListener, String) {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    (l, url)
+}
+
+async fn start_router(sd: &Shutdown) -> String {
+    let (l, url) = bind().await;
+    let config = RouterConfig {
+        health_interval: Duration::from_millis(200),
+        min_ttl: Duration::from_millis(100),
+        ..RouterConfig::default()
+    };
+    tokio::spawn(veilgrid_router::run(l, sd.clone(), config));
+    url
+}
+
+struct Agg {
+    url: String,
+    sd: Shutdown,
+    task: JoinHandle<Result<(), AggError>>,
+}
+
+impl Agg {
+    async fn stop(self) {
+        self.sd.cancel();
+        self.task.await.unwrap().unwrap();
+    }
+}
+
+async fn start_aggregator(data_dir: Option<PathBuf>, router: Option<String>) -> Agg {
+    let (l, url) = bind().await;
+    let sd = Shutdown::new();
+    let config = AggregatorConfig {
+        data_dir,
+        router,
+        ttl: Duration::from_secs(5),
+        ..AggregatorConfig::default()
+    };
+    let task = tokio::spawn(veilgrid_aggregator::run(l, sd.clone(), config));
+    // Wait until it answers.
+    let mut c = AggClient::direct(&url).unwrap();
+    for _ in 0..100 {
+        match c.get_round(&[0; 32]).await {
+            Err(s) if s.code() == Code::NotFound => break,
+            _ => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+    Agg { url, sd, task }
+}
+
+/// A member served as a provider and registered with the router, reaching the aggregator
+/// through the router.
+async fn start_member(router: &str, name: &str, sd: &Shutdown) -> Arc<Member> {
+    let m = Member::new(
+        Arc::new(Identity::generate()),
+        AggClient::via_router(router).unwrap(),
+    );
+    let provider = m.provider(name);
+    let (l, url) = bind().await;
+    let mut routes = RoutesBuilder::default();
+    routes.add_service(provider.clone().into_server());
+    tokio::spawn(veilgrid_kit::server::serve(l, sd.clone(), routes));
+    registration::start(
+        provider,
+        RegistrationConfig {
+            router: router.into(),
+            endpoint: url,
+            ttl: Duration::from_secs(5),
+        },
+        sd.clone(),
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    m
+}
+
+fn random_inputs(n: usize, len: usize, bits: u32) -> Vec<Vec<u64>> {
+    let mut rng = rand::thread_rng();
+    (0..n)
+        .map(|_| (0..len).map(|_| rng.gen_range(0..1u64 << bits)).collect())
+        .collect()
+}
+
+fn plain_sum(inputs: &[Vec<u64>]) -> Vec<u64> {
+    let mut s = vec![0u64; inputs[0].len()];
+    for v in inputs {
+        for (a, b) in s.iter_mut().zip(v) {
+            *a += b;
+        }
+    }
+    s
+}
+
+fn answered(outcomes: &[Outcome]) -> usize {
+    outcomes
+        .iter()
+        .filter(|o| matches!(o, Outcome::Answered(_)))
+        .count()
+}
+
+struct RouterRound {
+    sd: Shutdown,
+    agg: Agg,
+    members: Vec<Arc<Member>>,
+    client: AggClient,
+    info: pb::RoundInfo,
+    inputs: Vec<Vec<u64>>,
+}
+
+/// Router, aggregator and 5 members (t = 2); a round of at most 8 clients of which 6 submit
+/// through the router and 2 never send; the deadline passes.
+async fn router_round() -> RouterRound {
+    let sd = Shutdown::new();
+    let router = start_router(&sd).await;
+    let agg = start_aggregator(None, Some(router.clone())).await;
+    let mut members = Vec::new();
+    for i in 0..5 {
+        members.push(start_member(&router, &format!("member-{i}"), &sd).await);
+    }
+    let keys = client::committee_keys(&router, 5).await.unwrap();
+    assert_eq!(keys.len(), 5);
+    let mut client = AggClient::via_router(&router).unwrap();
+    let deadline = now_ms() + 1500;
+    let info = client
+        .create_round(pb::CreateRoundRequest {
+            length: 16,
+            bits: 12,
+            max_clients: 8,
+            threshold: 2,
+            committee_keys: keys,
+            deadline_unix_ms: deadline,
+            min_clients: 0,
+        })
+        .await
+        .unwrap();
+    assert_eq!(info.state, "collecting");
+    let inputs = random_inputs(6, 16, 12);
+    for (i, x) in inputs.iter().enumerate() {
+        // Each client learns the round from the service, then builds its message locally.
+        let seen = client.get_round(&info.round_id).await.unwrap();
+        let req = client::build_submission(&seen, i as u64 + 1, x).unwrap();
+        let r = client.submit(req).await.unwrap();
+        assert_eq!(r.submitted, i as u32 + 1);
+    }
+    // Clients 7 and 8 never send. Members have nothing to do before the deadline.
+    assert_eq!(answered(&members[0].work_once().await.unwrap()), 0);
+    tokio::time::sleep(Duration::from_millis(
+        deadline.saturating_sub(now_ms()) + 50,
+    ))
+    .await;
+    RouterRound {
+        sd,
+        agg,
+        members,
+        client,
+        info,
+        inputs,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn round_through_router_with_dropouts_late_client_and_silent_members() {
+    let mut r = router_round().await;
+    // A client after the deadline is refused and does not disturb the round.
+    let late = client::build_submission(&r.info, 9, &[1; 16]).unwrap();
+    let err = r.client.submit(late).await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    // Three of five members answer; two stay silent.
+    for m in &r.members[..3] {
+        assert_eq!(answered(&m.work_once().await.unwrap()), 1);
+    }
+    let res = r.client.result(&r.info.round_id).await.unwrap();
+    assert_eq!(res.sum, plain_sum(&r.inputs));
+    assert_eq!(res.counted, (1..=6).collect::<Vec<u64>>());
+    assert_eq!(res.members.len(), 3);
+    // A member that answers again gets nothing to do; the result is stable.
+    assert_eq!(answered(&r.members[0].work_once().await.unwrap()), 0);
+    let again = r.client.result(&r.info.round_id).await.unwrap();
+    assert_eq!(again, res);
+    let info = r.client.get_round(&r.info.round_id).await.unwrap();
+    assert_eq!(info.state, "finished");
+    r.agg.stop().await;
+    r.sd.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fewer_than_t_plus_one_members_release_nothing() {
+    let mut r = router_round().await;
+    for m in &r.members[..2] {
+        assert_eq!(answered(&m.work_once().await.unwrap()), 1);
+    }
+    let err = r.client.result(&r.info.round_id).await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    assert!(err.message().contains("no sum is released"), "{err:?}");
+    let info = r.client.get_round(&r.info.round_id).await.unwrap();
+    assert_eq!(info.state, "awaiting_members");
+    assert_eq!(info.members_answered.len(), 2);
+    // A third member arrives later: now the sum is released.
+    assert_eq!(answered(&r.members[4].work_once().await.unwrap()), 1);
+    let res = r.client.result(&r.info.round_id).await.unwrap();
+    assert_eq!(res.sum, plain_sum(&r.inputs));
+    r.agg.stop().await;
+    r.sd.cancel();
+}
+
+fn identities(n: usize) -> Vec<Arc<Identity>> {
+    (0..n).map(|_| Arc::new(Identity::generate())).collect()
+}
+
+fn keys(ids: &[Arc<Identity>]) -> Vec<Bytes> {
+    ids.iter()
+        .map(|i| Bytes::copy_from_slice(&i.seal_public().to_bytes()))
+        .collect()
+}
+
+fn create_req(ids: &[Arc<Identity>], length: u32, max_clients: u32) -> pb::CreateRoundRequest {
+    pb::CreateRoundRequest {
+        length,
+        bits: 8,
+        max_clients,
+        threshold: 1,
+        committee_keys: keys(ids),
+        deadline_unix_ms: now_ms() + 60_000,
+        min_clients: 0,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_inputs_get_the_right_codes_and_do_not_corrupt_the_round() {
+    let agg = start_aggregator(None, None).await;
+    let mut c = AggClient::direct(&agg.url).unwrap();
+    let ids = identities(3);
+
+    // Bad round parameters.
+    let mut bad = create_req(&ids, 4, 3);
+    bad.threshold = 3;
+    assert_eq!(
+        c.create_round(bad).await.unwrap_err().code(),
+        Code::InvalidArgument
+    );
+    let mut bad = create_req(&ids, 4, 3);
+    bad.committee_keys[1] = Bytes::from_static(b"short");
+    assert_eq!(
+        c.create_round(bad).await.unwrap_err().code(),
+        Code::InvalidArgument
+    );
+    let mut bad = create_req(&ids, 4, 3);
+    bad.deadline_unix_ms = now_ms() - 1;
+    assert_eq!(
+        c.create_round(bad).await.unwrap_err().code(),
+        Code::InvalidArgument
+    );
+
+    let a = c.create_round(create_req(&ids, 4, 3)).await.unwrap();
+    let b = c.create_round(create_req(&ids, 5, 3)).await.unwrap();
+    let twin = c.create_round(create_req(&ids, 4, 3)).await.unwrap();
+
+    // Unknown round, malformed id.
+    assert_eq!(
+        c.get_round(&[7; 32]).await.unwrap_err().code(),
+        Code::NotFound
+    );
+    assert_eq!(
+        c.result(&[7; 3]).await.unwrap_err().code(),
+        Code::InvalidArgument
+    );
+
+    // Entries over the bound are refused by the client library before anything is sent.
+    let e = client::build_submission(&a, 1, &[1, 2, 256, 3]).unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    let e = client::build_submission(&a, 1, &[1, 2, 3]).unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+
+    // Wrong vector length: a message of the 5-entry round sent to the 4-entry one.
+    let mut wrong = client::build_submission(&b, 1, &[1; 5]).unwrap();
+    wrong.round_id = a.round_id.clone();
+    let err = c.submit(wrong).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+
+    // Replay from another round with the same parameters.
+    let mut replay = client::build_submission(&twin, 1, &[1; 4]).unwrap();
+    replay.round_id = a.round_id.clone();
+    let err = c.submit(replay).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("another round"), "{err:?}");
+
+    // Garbage of the right size.
+    let good = client::build_submission(&a, 1, &[1, 2, 3, 4]).unwrap();
+    let mut garbage = good.clone();
+    garbage.message = vec![0xAB; good.message.len()].into();
+    assert_eq!(
+        c.submit(garbage).await.unwrap_err().code(),
+        Code::InvalidArgument
+    );
+
+    // The good client, then a duplicate.
+    assert_eq!(c.submit(good.clone()).await.unwrap().submitted, 1);
+    let dup = client::build_submission(&a, 1, &[9, 9, 9, 9]).unwrap();
+    assert_eq!(c.submit(dup).await.unwrap_err().code(), Code::AlreadyExists);
+
+    // Result while collecting.
+    assert_eq!(
+        c.result(&a.round_id).await.unwrap_err().code(),
+        Code::FailedPrecondition
+    );
+
+    // Two more clients fill the round (N = 3): it closes; a fourth is refused.
+    c.submit(client::build_submission(&a, 2, &[10, 20, 30, 40]).unwrap())
+        .await
+        .unwrap();
+    c.submit(client::build_submission(&a, 3, &[100, 100, 100, 100]).unwrap())
+        .await
+        .unwrap();
+    let late = client::build_submission(&a, 4, &[1; 4]).unwrap();
+    assert_eq!(
+        c.submit(late).await.unwrap_err().code(),
+        Code::FailedPrecondition
+    );
+
+    // A member summing over a set other than the declared one is refused.
+    let work = c.member_work(&ids[0].seal_public()).await.unwrap();
+    assert_eq!(work.rounds.len(), 1);
+    let w = &work.rounds[0];
+    let round = Round::from_bytes(&w.round).unwrap();
+    let mut cm = CommitteeMember::new(&round, w.member as u16, &ids[0].sealing).unwrap();
+    for s in &w.shares {
+        cm.accept_share(s.client, &s.sealed).unwrap();
+    }
+    let other = PresentSet::new(&round, vec![1, 2]).unwrap();
+    let msg = cm.respond(&other).unwrap();
+    let err = c
+        .member_respond(pb::MemberRespondRequest {
+            round_id: a.round_id.clone(),
+            message: msg.to_bytes(&round).into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+
+    // Members 2 and 3 answer properly; member 2 again is a duplicate.
+    let m2 = Member::new(ids[1].clone(), c.clone());
+    let m3 = Member::new(ids[2].clone(), c.clone());
+    assert_eq!(answered(&m2.work_once().await.unwrap()), 1);
+    let work = c.member_work(&ids[1].seal_public()).await.unwrap();
+    assert!(work.rounds.is_empty());
+    assert_eq!(answered(&m3.work_once().await.unwrap()), 1);
+    let res = c.result(&a.round_id).await.unwrap();
+    assert_eq!(res.sum, vec![111, 122, 133, 144]);
+    assert_eq!(res.counted, vec![1, 2, 3]);
+    // Member answers after the end are refused.
+    let err = c
+        .member_respond(pb::MemberRespondRequest {
+            round_id: a.round_id.clone(),
+            message: Bytes::from_static(b"x"),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    agg.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rounds_survive_restarts_mid_round() {
+    let dir = tempfile::tempdir().unwrap();
+    let ids = identities(3);
+    let inputs = random_inputs(3, 8, 8);
+
+    let agg = start_aggregator(Some(dir.path().into()), None).await;
+    let mut c = AggClient::direct(&agg.url).unwrap();
+    let info = c.create_round(create_req(&ids, 8, 3)).await.unwrap();
+    for (i, x) in inputs.iter().enumerate().take(2) {
+        c.submit(client::build_submission(&info, i as u64 + 1, x).unwrap())
+            .await
+            .unwrap();
+    }
+    agg.stop().await;
+
+    // Restart while collecting.
+    let agg = start_aggregator(Some(dir.path().into()), None).await;
+    let mut c = AggClient::direct(&agg.url).unwrap();
+    let seen = c.get_round(&info.round_id).await.unwrap();
+    assert_eq!(seen.submitted, 2);
+    assert_eq!(seen.round, info.round);
+    // The duplicate check survived the restart too.
+    let dup = client::build_submission(&seen, 2, &inputs[0]).unwrap();
+    assert_eq!(c.submit(dup).await.unwrap_err().code(), Code::AlreadyExists);
+    c.submit(client::build_submission(&seen, 3, &inputs[2]).unwrap())
+        .await
+        .unwrap();
+    let m1 = Member::new(ids[0].clone(), c.clone());
+    assert_eq!(answered(&m1.work_once().await.unwrap()), 1);
+    agg.stop().await;
+
+    // Restart while awaiting members.
+    let agg = start_aggregator(Some(dir.path().into()), None).await;
+    let mut c = AggClient::direct(&agg.url).unwrap();
+    let seen = c.get_round(&info.round_id).await.unwrap();
+    assert_eq!(seen.state, "awaiting_members");
+    assert_eq!(seen.members_answered, vec![1]);
+    let m3 = Member::new(ids[2].clone(), c.clone());
+    assert_eq!(answered(&m3.work_once().await.unwrap()), 1);
+    let res = c.result(&info.round_id).await.unwrap();
+    assert_eq!(res.sum, plain_sum(&inputs));
+    agg.stop().await;
+
+    // And the result itself survives.
+    let agg = start_aggregator(Some(dir.path().into()), None).await;
+    let mut c = AggClient::direct(&agg.url).unwrap();
+    assert_eq!(c.result(&info.round_id).await.unwrap(), res);
+    agg.stop().await;
+}

@@ -7,7 +7,8 @@
 //!   under `veilgrid/match/<rpc>/v1`;
 //! * [`client`]: what a trader does: share and seal orders, collect the signed
 //!   outcome, open and check its fills;
-//! * [`rates`]: the exchange-rate table from cleared rounds.
+//! * [`rates`]: the exchange-rate table from cleared rounds;
+//! * [`local`]: three nodes in one process.
 #![doc = include_str!("../docs/service.md")]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -16,6 +17,7 @@
 pub mod api;
 pub mod client;
 mod error;
+pub mod local;
 mod net;
 pub mod node;
 pub mod rates;
@@ -32,6 +34,7 @@ use veilgrid_kit::{
 
 pub use error::MatchError;
 pub use node::{MatcherConfig, Node, NodeAddress};
+pub use veilgrid_mpc;
 
 /// Price of one matching call, in the node's currency.
 pub const PRICE: u64 = 1;

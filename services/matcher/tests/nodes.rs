@@ -471,3 +471,46 @@ async fn inconsistent_sharing_drops_the_order_malicious_mode_and_deadline() {
     }
     g.shutdown.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_three_nodes_keep_identities_in_the_data_dir() {
+    let (g, _unused) = Grid::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let sd = g.shutdown.child_token();
+    veilgrid_matcher::local::start(&g.router_url, Some(dir.path()), "VG", sd.clone())
+        .await
+        .unwrap();
+    g.wait_registered(3).await;
+    let c = MatchClient::discover(&g.router_url).await.unwrap();
+    for i in 0..3 {
+        let kept = Identity::load_or_create(&dir.path().join(format!("matcher-{i}"))).unwrap();
+        assert_eq!(kept.provider_id(), c.nodes()[i].provider_id);
+    }
+    let round = [21u8; 16];
+    c.open(&open_req(round, 4)).await.unwrap();
+    let owner = SealKeyPair::generate();
+    for (i, o) in [(Side::Buy, 3, 5), (Side::Sell, 1, 9)]
+        .into_iter()
+        .enumerate()
+    {
+        let order = Order {
+            side: o.0,
+            limit: o.1,
+            qty: o.2,
+        };
+        let id = OrderId::new(format!("x{i}").as_bytes()).unwrap();
+        c.submit(round, 4, &id, &order, &owner.public())
+            .await
+            .unwrap();
+    }
+    c.close(round).await.unwrap();
+    let out = c.result(round, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(
+        out.outcome.result,
+        ClearingResult::Trade {
+            level: 1,
+            volume: 5
+        }
+    );
+    g.shutdown.cancel();
+}

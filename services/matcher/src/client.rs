@@ -329,3 +329,8 @@ impl MatchClient {
             .collect()
     }
 }
+
+/// A fresh random round id.
+pub fn fresh_round_id() -> [u8; 16] {
+    rand::random()
+}

@@ -27,6 +27,9 @@ pub struct GridOptions {
     pub router: RouterConfig,
     /// Lease length for the built-in providers.
     pub lease_ttl: Duration,
+    /// Committee members of the aggregation service to run in-process; 0 = no aggregation
+    /// service (`veilgrid up` runs it with 5 members).
+    pub committee: usize,
 }
 
 impl Default for GridOptions {
@@ -36,6 +39,7 @@ impl Default for GridOptions {
             data_dir: None,
             router: RouterConfig::default(),
             lease_ttl: Duration::from_secs(30),
+            committee: 0,
         }
     }
 }
@@ -76,6 +80,27 @@ pub async fn start(opts: GridOptions) -> Result<LocalGrid, Error> {
             .await?
             .1,
     );
+    if opts.committee > 0 {
+        tasks.push(
+            start_aggregator(
+                &router_url,
+                opts.data_dir.as_ref(),
+                opts.lease_ttl,
+                shutdown.clone(),
+            )
+            .await?,
+        );
+        tasks.extend(
+            start_committee(
+                &router_url,
+                opts.data_dir.as_ref(),
+                opts.committee,
+                opts.lease_ttl,
+                shutdown.clone(),
+            )
+            .await?,
+        );
+    }
     Ok(LocalGrid {
         router_url,
         state,
@@ -168,6 +193,56 @@ pub async fn serve_provider(
     )
     .await?;
     Ok((endpoint, vec![server, keeper]))
+}
+
+/// Start the aggregation service (issue 4) and register it with the router; its rounds live
+/// under `<data_dir>/aggregator`.
+pub async fn start_aggregator(
+    router_url: &str,
+    data_dir: Option<&PathBuf>,
+    ttl: Duration,
+    shutdown: Shutdown,
+) -> Result<JoinHandle<()>, Error> {
+    let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+    let config = veilgrid_aggregator::AggregatorConfig {
+        data_dir: data_dir.map(|d| d.join("aggregator")),
+        router: Some(router_url.to_owned()),
+        ttl,
+        ..Default::default()
+    };
+    Ok(tokio::spawn(async move {
+        if let Err(e) = veilgrid_aggregator::run(listener, shutdown, config).await {
+            tracing::error!(error = %e, "aggregator stopped");
+        }
+    }))
+}
+
+/// Start `count` aggregation committee members, each a provider with its own identity (under
+/// `<data_dir>/agg-member-<i>`) registered with the router, polling for rounds to answer.
+pub async fn start_committee(
+    router_url: &str,
+    data_dir: Option<&PathBuf>,
+    count: usize,
+    ttl: Duration,
+    shutdown: Shutdown,
+) -> Result<Vec<JoinHandle<()>>, Error> {
+    let mut tasks = Vec::new();
+    for i in 0..count {
+        let name = format!("agg-member-{i}");
+        let client = veilgrid_aggregator::client::AggClient::via_router(router_url)
+            .map_err(|e| Error::Service(e.to_string()))?;
+        let member =
+            veilgrid_aggregator::member::Member::new(identity_for(data_dir, &name)?, client);
+        tasks.extend(
+            start_provider(member.provider(&name), router_url, ttl, shutdown.clone())
+                .await?
+                .1,
+        );
+        tasks.push(tokio::spawn(
+            member.run(Duration::from_millis(300), shutdown.clone()),
+        ));
+    }
+    Ok(tasks)
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, Error> {

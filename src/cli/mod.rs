@@ -1,5 +1,6 @@
 //! The `veilgrid` command line.
 
+mod agg;
 mod complete;
 mod providers;
 mod serve;
@@ -39,6 +40,8 @@ enum Command {
     Providers(providers::ProvidersArgs),
     /// Send raw bytes for completion under a protocol name (debugging).
     Complete(complete::CompleteArgs),
+    /// One-shot secure aggregation: rounds, client submissions, results, committee members.
+    Agg(agg::AggArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -107,6 +110,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
         }
         Command::Providers(a) => providers::run(a).await.map(|()| ExitCode::SUCCESS),
         Command::Complete(a) => complete::run(a).await.map(|()| ExitCode::SUCCESS),
+        Command::Agg(a) => agg::run(a).await.map(|()| ExitCode::SUCCESS),
     }
 }
 

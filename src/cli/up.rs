@@ -30,12 +30,14 @@ pub(crate) async fn run(a: UpArgs) -> Result<(), Error> {
     let g = grid::start(GridOptions {
         listen: a.listen,
         data_dir: Some(data_dir.clone()),
+        committee: 5,
         ..GridOptions::default()
     })
     .await?;
     println!("veilgrid is up: router at {}", g.router_url);
     println!("  data directory: {}", data_dir.display());
     println!("  services: router, echo (veilgrid/echo/v1, veilgrid/echo/sealed/v1)");
+    println!("  aggregation: veilgrid/agg/*, committee of 5 members (t = 2)");
     println!("  try: veilgrid demo --router {}", g.router_url);
     println!("Ctrl-C to stop.");
     super::interrupted().await;

@@ -2,6 +2,7 @@
 
 mod agg;
 mod complete;
+mod matching;
 mod providers;
 mod serve;
 mod up;
@@ -40,6 +41,10 @@ enum Command {
     Providers(providers::ProvidersArgs),
     /// Send raw bytes for completion under a protocol name (debugging).
     Complete(complete::CompleteArgs),
+    /// Sealed-bid order matching by the three MPC nodes.
+    Match(matching::MatchArgs),
+    /// The exchange-rate table fitted to cleared rounds.
+    Rates(matching::RatesArgs),
     /// One-shot secure aggregation: rounds, client submissions, results, committee members.
     Agg(agg::AggArgs),
 }
@@ -110,6 +115,8 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
         }
         Command::Providers(a) => providers::run(a).await.map(|()| ExitCode::SUCCESS),
         Command::Complete(a) => complete::run(a).await.map(|()| ExitCode::SUCCESS),
+        Command::Match(a) => matching::run(a).await.map(|()| ExitCode::SUCCESS),
+        Command::Rates(a) => matching::rates(a).await.map(|()| ExitCode::SUCCESS),
         Command::Agg(a) => agg::run(a).await.map(|()| ExitCode::SUCCESS),
     }
 }

@@ -34,6 +34,9 @@ pub(crate) async fn run(a: UpArgs) -> Result<(), Error> {
         ..GridOptions::default()
     })
     .await?;
+    veilgrid_matcher::local::start(&g.router_url, Some(&data_dir), "VG", g.shutdown.clone())
+        .await
+        .map_err(|e| Error::Service(e.to_string()))?;
     println!("veilgrid is up: router at {}", g.router_url);
     println!("  data directory: {}", data_dir.display());
     println!("  services: router, echo (veilgrid/echo/v1, veilgrid/echo/sealed/v1)");

@@ -11,7 +11,8 @@
 
 use rayon::prelude::*;
 use tfhe::core_crypto::prelude::{
-    CiphertextModulus, ContiguousEntityContainer, LweCiphertext, LweCiphertextOwned,
+    CiphertextModulus, ContiguousEntityContainer, LweCiphertext, LweCiphertextListOwned,
+    LweCiphertextOwned,
 };
 use tfhe::shortint::ciphertext::{Degree, NoiseLevel};
 use tfhe::shortint::parameters::{CarryModulus, MessageModulus};
@@ -54,12 +55,6 @@ pub fn evaluate(
     }
     let lwe = guarded("encrypted query", || {
         let inputs = query_ciphertexts(query).decompress_into_lwe_ciphertext_list();
-        let inputs: Vec<LweCiphertextOwned<u64>> = inputs
-            .iter()
-            .map(|ct| {
-                LweCiphertext::from_container(ct.as_ref().to_vec(), CiphertextModulus::new_native())
-            })
-            .collect();
         Ok(match &model.plan {
             Plan::Linear {
                 weights,
@@ -104,7 +99,7 @@ fn add_to_body(acc: &mut [u64], v: u64) {
     }
 }
 
-fn linear(inputs: &[LweCiphertextOwned<u64>], weights: &[u64], bias_encoded: u64) -> Vec<u64> {
+fn linear(inputs: &LweCiphertextListOwned<u64>, weights: &[u64], bias_encoded: u64) -> Vec<u64> {
     let mut acc = vec![0u64; lwe_size()];
     for (ct, &w) in inputs.iter().zip(weights) {
         add_scaled(&mut acc, ct.as_ref(), w);
@@ -126,15 +121,19 @@ fn shortint(ct: LweCiphertextOwned<u64>, degree: u64) -> Ciphertext {
     )
 }
 
-fn trees(key: &ServerKey, inputs: &[LweCiphertextOwned<u64>], plan: &TreePlan) -> Vec<u64> {
+fn trees(key: &ServerKey, inputs: &LweCiphertextListOwned<u64>, plan: &TreePlan) -> Vec<u64> {
     let max_input = params::pbs_plaintext_modulus() - 1;
     // Stage 1: every distinct comparison, one bootstrap each.
     let bits: Vec<LweCiphertextOwned<u64>> = plan
         .comparisons
         .par_iter()
         .map(|c| {
+            let input = LweCiphertext::from_container(
+                inputs.get(c.feature).as_ref().to_vec(),
+                CiphertextModulus::new_native(),
+            );
             key.sks
-                .apply_lookup_table(&shortint(inputs[c.feature].clone(), max_input), &c.lut)
+                .apply_lookup_table(&shortint(input, max_input), &c.lut)
                 .ct
         })
         .collect();

@@ -266,6 +266,21 @@ async fn chapter_aggregation(story: &mut Story, addr: &str) {
     const LENGTH: usize = 64;
     const BITS: u32 = 16;
     story.chapter("one-shot secure aggregation: 50 clients, 5 drop out, 2 members silent");
+    let served = match GridClient::connect(addr).await {
+        Ok(mut g) => g
+            .providers(Some(&ProtocolId::from_name(
+                veilgrid_aggregator::protocols::CREATE_ROUND,
+            )))
+            .await
+            .is_ok_and(|p| !p.is_empty()),
+        Err(_) => false,
+    };
+    if !served {
+        if story.print {
+            println!("  (skipped: no aggregation service is registered with this router)");
+        }
+        return;
+    }
     let sd = veilgrid_kit::Shutdown::new();
     let Ok(client) = AggClient::via_router(addr) else {
         return;

@@ -3,7 +3,7 @@
 //!
 //! * [`generate_keys`] makes a [`ClientKey`] and the matching [`CompressedServerKey`].
 //! * The compressed server key travels and is stored as bytes ([`CompressedServerKey::to_bytes`],
-//!   ~31 MB). [`CompressedServerKey::from_bytes`] is the only way back: a size limit, tfhe's
+//!   30.1 MB). [`CompressedServerKey::from_bytes`] is the only way back: a size limit, tfhe's
 //!   header/version checks, `safe_deserialize_conformant` against [`params::config`], and a check
 //!   that no byte is left over. Its [`KeyId`] is the SHA-256 of exactly those bytes.
 //! * [`CompressedServerKey::decompress`] gives the [`ServerKey`] used for evaluation (~90 MB:

@@ -17,7 +17,7 @@ use crate::params::{self, MAX_PREDICTION_BYTES, MAX_QUERY_BYTES};
 use crate::plan::FheModel;
 
 /// An encrypted query: one seeded LWE ciphertext list (30 bodies and a 128-bit mask seed for
-/// the breast cancer models, ~330 bytes serialized), labelled with the model and key it is for.
+/// the breast cancer models, 395 bytes serialized), labelled with the model and key it is for.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Versionize)]
 #[versionize(EncryptedQueryVersions)]
 pub struct EncryptedQuery {

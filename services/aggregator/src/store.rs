@@ -61,16 +61,7 @@ impl Store {
             None => Connection::open_in_memory()?,
         };
         let mut conn = conn;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        let tx = conn.transaction()?;
-        for (i, m) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
-            tx.execute_batch(m)?;
-            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
-        }
-        tx.commit()?;
+        veilgrid_kit::sqlite::prepare(&mut conn, MIGRATIONS)?;
         Ok(Self {
             conn: Mutex::new(conn),
         })

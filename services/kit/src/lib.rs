@@ -10,6 +10,7 @@
 //!   until a shutdown token fires;
 //! * [`registration`]: register with the router under a lease, renew it, release it
 //!   on shutdown;
+//! * [`sqlite`]: pragmas and versioned migrations of the embedded store;
 //! * [`echo`]: the `veilgrid/echo/v1` and `veilgrid/echo/sealed/v1` protocols.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -23,6 +24,7 @@ pub mod identity;
 pub mod provider;
 pub mod registration;
 pub mod server;
+pub mod sqlite;
 
 pub use error::KitError;
 pub use tokio_util::sync::CancellationToken as Shutdown;

@@ -33,6 +33,9 @@ pub enum Error {
     /// The same order id was submitted twice in one round.
     #[error("order {0} was submitted twice")]
     DuplicateOrder(String),
+    /// Two orders carry the same sequence number.
+    #[error("sequence number {0} was given to two orders")]
+    DuplicateSequence(u64),
     /// More orders than a round accepts.
     #[error("a round accepts at most {max} orders")]
     TooManyOrders {

@@ -89,6 +89,9 @@ pub struct Collecting {
     ids: Vec<OrderId>,
     comps: Vec<[u64; 2]>,
     seen: HashSet<OrderId>,
+    /// Submission sequence number of each order (the book is sorted by it at close).
+    seqs: Vec<u64>,
+    seqs_seen: HashSet<u64>,
 }
 
 impl std::fmt::Debug for Collecting {
@@ -113,12 +116,24 @@ impl Collecting {
             ids: Vec::new(),
             comps: Vec::new(),
             seen: HashSet::new(),
+            seqs: Vec::new(),
+            seqs_seen: HashSet::new(),
         })
     }
 
-    /// Add the next order share, in submission order (the same order at all nodes).
+    /// Add the next order share, in submission order (the same order at all nodes):
+    /// its sequence number is one more than the largest so far.
     /// Checks the round, the recipient and that the id is new.
     pub fn add_order(&mut self, payload: &OrderPayload) -> Result<(), Error> {
+        let next = self.seqs.iter().max().map_or(0, |m| m.saturating_add(1));
+        self.add_sequenced(next, payload)
+    }
+
+    /// Add an order share with the sequence number one place assigned to it (the
+    /// matching service's node 0): shares may arrive in any order, the book is sorted
+    /// by sequence number when it closes, so the three nodes agree on submission order
+    /// even when clients submit concurrently. A number used twice is refused.
+    pub fn add_sequenced(&mut self, seq: u64, payload: &OrderPayload) -> Result<(), Error> {
         if payload.round != self.cfg.round {
             return Err(Error::Misaddressed {
                 what: "round",
@@ -136,12 +151,27 @@ impl Collecting {
         if self.ids.len() >= MAX_ORDERS {
             return Err(Error::TooManyOrders { max: MAX_ORDERS });
         }
-        if !self.seen.insert(payload.id.clone()) {
+        if self.seen.contains(&payload.id) {
             return Err(Error::DuplicateOrder(payload.id.to_string()));
         }
+        if !self.seqs_seen.insert(seq) {
+            return Err(Error::DuplicateSequence(seq));
+        }
+        self.seen.insert(payload.id.clone());
         self.ids.push(payload.id.clone());
         self.comps.push(payload.comps());
+        self.seqs.push(seq);
         Ok(())
+    }
+
+    /// The orders in sequence order (ids and share components, permuted together).
+    fn into_sorted(mut self) -> (RoundConfig, NodeKeys, Vec<OrderId>, Vec<[u64; 2]>) {
+        let mut perm: Vec<usize> = (0..self.ids.len()).collect();
+        perm.sort_by_key(|&i| self.seqs[i]);
+        let ids = perm.iter().map(|&i| self.ids[i].clone()).collect();
+        let comps = perm.iter().map(|&i| self.comps[i]).collect();
+        self.comps.zeroize();
+        (self.cfg, self.keys.clone(), ids, comps)
     }
 
     /// Decode and add an order share (the plaintext of the sealed payload).
@@ -164,12 +194,10 @@ impl Collecting {
     /// Close the book and start the input check (3 steps): the three nodes compare the
     /// order lists, then the two holders of every share component compare their copies;
     /// orders with any disagreement are dropped by all nodes.
-    pub fn close(mut self) -> Result<Step<Checked>, Error> {
-        let me = self.keys.me;
-        let core = self.keys.core(self.cfg.round, self.cfg.mode);
-        let cfg = self.cfg;
-        let ids = std::mem::take(&mut self.ids);
-        let comps = std::mem::take(&mut self.comps);
+    pub fn close(self) -> Result<Step<Checked>, Error> {
+        let (cfg, keys, ids, comps) = self.into_sorted();
+        let me = keys.me;
+        let core = keys.core(cfg.round, cfg.mode);
         let (chan, slot) = Chan::new();
         let fut = async move {
             let mut ctx = Ctx::new(core, chan, Phase::Inputs);

@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use proptest::prelude::*;
-use rand::{SeedableRng, rngs::StdRng};
+use rand::{Rng, SeedableRng, rngs::StdRng};
 use veilgrid_mpc::order::share_order_with_rng;
 use veilgrid_mpc::plain::{clear_plain, test_vector_book};
 use veilgrid_mpc::sim::{run_round, run_round_with};
@@ -286,6 +286,67 @@ fn nodes_with_different_order_lists_abort() {
             .any(|(_, e)| matches!(e, Error::OrderSetMismatch { .. })),
         "{err}"
     );
+}
+
+#[test]
+fn sequenced_orders_arriving_in_different_orders_clear_in_sequence_order() {
+    // 40 orders whose fills depend on submission order (more demand than supply)
+    let book: Vec<Order> = (0..40)
+        .map(|i| {
+            if i % 2 == 0 {
+                b(6, 10 + i as u64)
+            } else {
+                s(2, 7)
+            }
+        })
+        .collect();
+    let p = payloads(&book, 8, 9);
+    let keys = NodeKeys::generate_all();
+    let mut rng = StdRng::seed_from_u64(3);
+    let mut nodes = Vec::new();
+    for k in &keys {
+        let mut c = Collecting::new(cfg(8, SecurityMode::SemiHonest), k).unwrap();
+        let i = k.party().index();
+        // each node sees its own random interleaving of the submissions
+        let mut arrival: Vec<usize> = (0..book.len()).collect();
+        for j in (1..arrival.len()).rev() {
+            arrival.swap(j, rng.gen_range(0..=j));
+        }
+        for j in arrival {
+            c.add_sequenced(j as u64, &p[j][i]).unwrap();
+        }
+        // a number cannot be used twice
+        let extra = payloads(&[b(1, 1)], 8, 10);
+        let mut other = extra[0][i].clone();
+        other.id = OrderId::new(b"extra").unwrap();
+        assert!(matches!(
+            c.add_sequenced(3, &other),
+            Err(Error::DuplicateSequence(3))
+        ));
+        nodes.push(c.close().unwrap());
+    }
+    let nodes: [_; 3] = nodes.try_into().unwrap();
+    let mut t = Default::default();
+    let checked = veilgrid_mpc::sim::run_phase(nodes, &mut t, &mut |_| {}).unwrap();
+    let cleared = veilgrid_mpc::sim::clear_all(checked, &mut t, &mut |_| {}).unwrap();
+    let want = clear_plain(8, &book);
+    assert_eq!(cleared[0].result(), want.clearing);
+    let [f0, f1, f2] = veilgrid_mpc::sim::fill_all(cleared, &mut t, &mut |_| {}).unwrap();
+    let shares = [f0.into_shares(), f1.into_shares(), f2.into_shares()];
+    let fills: Vec<u64> = (0..book.len())
+        .map(|k| {
+            let s = [
+                shares[0][k].clone(),
+                shares[1][k].clone(),
+                shares[2][k].clone(),
+            ];
+            assert_eq!(s[0].id.as_bytes(), format!("o{k}").as_bytes());
+            veilgrid_mpc::reconstruct_fill(ROUND, &s[0].id.clone(), &s).unwrap()
+        })
+        .collect();
+    assert_eq!(fills, want.fills);
+    // the fills really depend on the order: not everyone eligible is filled in full
+    assert!(fills.iter().zip(&book).any(|(f, o)| *f > 0 && *f < o.qty));
 }
 
 #[test]

@@ -29,11 +29,15 @@ pub enum Rpc {
     Info,
     /// `Rates`.
     Rates,
+    /// `RegisterCurrency`.
+    Currency,
+    /// `Currencies`.
+    Currencies,
 }
 
 impl Rpc {
     /// All of them.
-    pub const ALL: [Rpc; 7] = [
+    pub const ALL: [Rpc; 9] = [
         Rpc::Open,
         Rpc::Submit,
         Rpc::Close,
@@ -41,6 +45,8 @@ impl Rpc {
         Rpc::Fills,
         Rpc::Info,
         Rpc::Rates,
+        Rpc::Currency,
+        Rpc::Currencies,
     ];
 
     /// The protocol name, `veilgrid/match/<rpc>/v1`.
@@ -53,6 +59,8 @@ impl Rpc {
             Rpc::Fills => "veilgrid/match/fills/v1",
             Rpc::Info => "veilgrid/match/info/v1",
             Rpc::Rates => "veilgrid/match/rates/v1",
+            Rpc::Currency => "veilgrid/match/currency/v1",
+            Rpc::Currencies => "veilgrid/match/currencies/v1",
         }
     }
 }
@@ -91,6 +99,13 @@ impl Handler for Api {
                 n.info().encode_to_vec()
             }
             Rpc::Rates => n.rates(decode("RatesRequest", &payload)?)?.encode_to_vec(),
+            Rpc::Currency => n
+                .register_currency(decode("RegisterCurrencyRequest", &payload)?)?
+                .encode_to_vec(),
+            Rpc::Currencies => {
+                let _: pb::CurrenciesRequest = decode("CurrenciesRequest", &payload)?;
+                n.list_currencies().encode_to_vec()
+            }
         };
         Ok(out.into())
     }

@@ -179,7 +179,7 @@ impl MatchClient {
     }
 
     /// Share `order`, seal share `i` to node `i` and submit it; fills will be sealed to
-    /// `owner`.
+    /// `owner`. Returns the order's sequence number (its place in the book).
     pub async fn submit(
         &self,
         round: [u8; 16],
@@ -187,34 +187,73 @@ impl MatchClient {
         id: &OrderId,
         order: &Order,
         owner: &SealPublicKey,
-    ) -> Result<(), MatchError> {
+    ) -> Result<u64, MatchError> {
         let shares = share_order(round, id, order, levels)?;
         self.submit_shares(round, id, &shares, owner).await
     }
 
     /// Seal share `i` to node `i` and submit it (for callers that shared the order
-    /// themselves, e.g. with their own random generator).
+    /// themselves, e.g. with their own random generator): node 0 first, which numbers
+    /// the order and signs the number, then nodes 1 and 2 with that ticket. Returns
+    /// the sequence number.
     pub async fn submit_shares(
         &self,
         round: [u8; 16],
         id: &OrderId,
         shares: &[OrderPayload; 3],
         owner: &SealPublicKey,
-    ) -> Result<(), MatchError> {
+    ) -> Result<u64, MatchError> {
         let aad = share_aad(&round, id.as_bytes());
+        let mut reqs = Vec::with_capacity(3);
         for (p, share) in shares.iter().enumerate() {
             let sealed = self.nodes[p]
                 .seal_key
                 .seal(ORDER_INFO, &aad, &share.order_bytes())?;
-            let req = pb::SubmitShareRequest {
+            reqs.push(pb::SubmitShareRequest {
                 round_id: Bytes::copy_from_slice(&round),
                 order_id: Bytes::copy_from_slice(id.as_bytes()),
                 sealed_share: sealed.into(),
                 owner_seal_key: Bytes::copy_from_slice(&owner.to_bytes()),
-            };
-            let _: pb::SubmitShareResponse = self.call(p, Rpc::Submit, &req).await?;
+                sequence: 0,
+                sequence_ticket: Bytes::new(),
+            });
         }
-        Ok(())
+        // node 0 numbers the order; the two others need its signed number
+        let first: pb::SubmitShareResponse = self.call(0, Rpc::Submit, &reqs[0]).await?;
+        for r in &mut reqs[1..] {
+            r.sequence = first.sequence;
+            r.sequence_ticket = first.sequence_ticket.clone();
+        }
+        let (a, b) = futures::join!(
+            self.call::<_, pb::SubmitShareResponse>(1, Rpc::Submit, &reqs[1]),
+            self.call::<_, pb::SubmitShareResponse>(2, Rpc::Submit, &reqs[2]),
+        );
+        a?;
+        b?;
+        Ok(first.sequence)
+    }
+
+    /// Register a personal currency at the three nodes (see [`crate::currency`]);
+    /// `true` when it is new.
+    pub async fn register_currency(&self, c: &pb::Currency) -> Result<bool, MatchError> {
+        crate::currency::verify_registration(c)?;
+        let req = pb::RegisterCurrencyRequest {
+            currency: Some(c.clone()),
+        };
+        let mut created = false;
+        for p in 0..3 {
+            let r: pb::RegisterCurrencyResponse = self.call(p, Rpc::Currency, &req).await?;
+            created |= r.created;
+        }
+        Ok(created)
+    }
+
+    /// The currencies node 0 knows.
+    pub async fn currencies(&self) -> Result<Vec<pb::Currency>, MatchError> {
+        let r: pb::CurrenciesResponse = self
+            .call(0, Rpc::Currencies, &pb::CurrenciesRequest {})
+            .await?;
+        Ok(r.currencies)
     }
 
     /// Close the book at all three nodes (the MPC starts).

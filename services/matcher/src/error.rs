@@ -24,6 +24,14 @@ pub enum MatchError {
         /// What was attempted.
         action: &'static str,
     },
+    /// A currency id that another issuer registered.
+    #[error("currency taken: {0}")]
+    CurrencyTaken(String),
+    /// A round names a currency nobody registered.
+    #[error(
+        "currency {0} is not registered; register it first (`veilgrid match currency register`)"
+    )]
+    UnknownCurrency(String),
     /// The round's deadline has passed.
     #[error("the round's deadline has passed")]
     DeadlinePassed,
@@ -74,7 +82,8 @@ impl From<MatchError> for Status {
             MatchError::BadRequest(_) | MatchError::Decode { .. } => Code::InvalidArgument,
             MatchError::Mpc(_) | MatchError::Crypto(_) => Code::InvalidArgument,
             MatchError::UnknownRound(_) => Code::NotFound,
-            MatchError::RoundExists(_) => Code::AlreadyExists,
+            MatchError::RoundExists(_) | MatchError::CurrencyTaken(_) => Code::AlreadyExists,
+            MatchError::UnknownCurrency(_) => Code::FailedPrecondition,
             MatchError::WrongState { .. } | MatchError::DeadlinePassed => Code::FailedPrecondition,
             MatchError::Peer { .. } => Code::Unavailable,
             MatchError::Aborted(_) => Code::Aborted,

@@ -8,6 +8,7 @@
 //! * [`client`]: what a trader does: share and seal orders, collect the signed
 //!   outcome, open and check its fills;
 //! * [`rates`]: the exchange-rate table from cleared rounds;
+//! * [`currency`]: personal currencies, registered by their issuers;
 //! * [`local`]: three nodes in one process.
 #![doc = include_str!("../docs/service.md")]
 #![forbid(unsafe_code)]
@@ -16,6 +17,7 @@
 
 pub mod api;
 pub mod client;
+pub mod currency;
 mod error;
 pub mod local;
 mod net;

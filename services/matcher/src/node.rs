@@ -8,7 +8,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use veilgrid_core::seal::SealPublicKey;
+use veilgrid_core::{seal::SealPublicKey, sign::VerifierKey};
 use veilgrid_kit::{
     clock::now_ms, identity::Identity, provider::ProviderConfig, registration::RegistrationConfig,
 };
@@ -30,7 +30,19 @@ pub const FILL_INFO: &[u8] = b"veilgrid/match/fill/v1";
 /// Domain tag of a node's signature over the outcome bytes.
 pub const OUTCOME_TAG: &[u8] = b"veilgrid/match/outcome/v1\0";
 /// Longest currency id.
-pub const MAX_CURRENCY_LEN: usize = 64;
+pub const MAX_CURRENCY_LEN: usize = crate::currency::MAX_ID_LEN;
+/// Domain tag of node 0's signature over an order's sequence number.
+pub const SEQUENCE_TAG: &[u8] = b"veilgrid/match/seq/v1\0";
+
+/// The message node 0 signs to fix an order's place in the book:
+/// `SEQUENCE_TAG ‖ round ‖ seq (8 bytes, big-endian) ‖ order id`.
+pub fn sequence_message(round: &[u8; 16], seq: u64, order: &[u8]) -> Vec<u8> {
+    let mut m = SEQUENCE_TAG.to_vec();
+    m.extend_from_slice(round);
+    m.extend_from_slice(&seq.to_be_bytes());
+    m.extend_from_slice(order);
+    m
+}
 
 /// The `aad` of a sealed share: `round ‖ order id`.
 pub fn share_aad(round: &[u8; 16], order: &[u8]) -> Vec<u8> {
@@ -105,6 +117,8 @@ struct Round {
     ratio: f64,
     deadline_ms: u64,
     owners: HashMap<OrderId, [u8; 32]>,
+    /// Node 0 only: the next sequence number it hands out.
+    next_seq: u64,
     state: State,
 }
 
@@ -114,6 +128,7 @@ pub struct Node {
     rounds: Mutex<HashMap<[u8; 16], Round>>,
     inboxes: Mutex<HashMap<[u8; 16], Arc<Inbox>>>,
     history: Mutex<Vec<pb::PairClearing>>,
+    currencies: Mutex<crate::currency::Registry>,
 }
 
 fn round_id(b: &[u8]) -> Result<[u8; 16], MatchError> {
@@ -124,8 +139,10 @@ fn round_id(b: &[u8]) -> Result<[u8; 16], MatchError> {
 impl Node {
     /// A node with no rounds.
     pub fn new(config: MatcherConfig) -> Arc<Self> {
+        let currencies = crate::currency::Registry::with_numeraire(&config.numeraire);
         Arc::new(Node {
             config,
+            currencies: Mutex::new(currencies),
             rounds: Mutex::new(HashMap::new()),
             inboxes: Mutex::new(HashMap::new()),
             history: Mutex::new(Vec::new()),
@@ -163,6 +180,14 @@ impl Node {
         if req.base == req.quote {
             return Err(MatchError::BadRequest("BASE and QUOTE must differ".into()));
         }
+        {
+            let reg = self.currencies();
+            for c in [&req.base, &req.quote] {
+                if !reg.contains(c) {
+                    return Err(MatchError::UnknownCurrency(c.clone()));
+                }
+            }
+        }
         if !(req.p_min.is_finite() && req.p_min > 0.0 && req.ratio.is_finite() && req.ratio > 0.0) {
             return Err(MatchError::BadRequest(
                 "p_min and ratio must be positive".into(),
@@ -192,6 +217,7 @@ impl Node {
                 ratio: req.ratio,
                 deadline_ms: req.deadline_unix_ms,
                 owners: HashMap::new(),
+                next_seq: 0,
                 state: State::Open(Box::new(collecting)),
             },
         );
@@ -233,11 +259,64 @@ impl Node {
                 action: "submit",
             });
         };
-        c.add_order(&payload)?;
+        // node 0 numbers the orders in its arrival order and signs the number; the
+        // others take the number from node 0's ticket
+        let (seq, ticket) = if self.party() == 0 {
+            let seq = r.next_seq;
+            let ticket =
+                self.config
+                    .identity
+                    .signing
+                    .sign(&sequence_message(&round, seq, &req.order_id));
+            (seq, Bytes::copy_from_slice(&ticket))
+        } else {
+            let seq = req.sequence;
+            VerifierKey::from_bytes(&self.config.nodes[0].provider_id)?
+                .verify_named(
+                    "node 0's sequence ticket",
+                    &sequence_message(&round, seq, &req.order_id),
+                    &req.sequence_ticket,
+                )
+                .map_err(|e| {
+                    MatchError::BadRequest(format!(
+                        "submit to node 0 first: it numbers the orders ({e})"
+                    ))
+                })?;
+            (seq, req.sequence_ticket.clone())
+        };
+        c.add_sequenced(seq, &payload)?;
+        if self.party() == 0 {
+            r.next_seq += 1;
+        }
         r.owners.insert(payload.id.clone(), owner);
         Ok(pb::SubmitShareResponse {
             position: (c.len() - 1) as u32,
+            sequence: seq,
+            sequence_ticket: ticket,
         })
+    }
+
+    fn currencies(&self) -> MutexGuard<'_, crate::currency::Registry> {
+        self.currencies.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `RegisterCurrency`.
+    pub fn register_currency(
+        &self,
+        req: pb::RegisterCurrencyRequest,
+    ) -> Result<pb::RegisterCurrencyResponse, MatchError> {
+        let c = req
+            .currency
+            .ok_or_else(|| MatchError::BadRequest("no currency in the request".into()))?;
+        let created = self.currencies().register(c)?;
+        Ok(pb::RegisterCurrencyResponse { created })
+    }
+
+    /// `Currencies`.
+    pub fn list_currencies(&self) -> pb::CurrenciesResponse {
+        pb::CurrenciesResponse {
+            currencies: self.currencies().all(),
+        }
     }
 
     /// `CloseRound`: start the MPC in the background.

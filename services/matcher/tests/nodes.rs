@@ -131,6 +131,16 @@ fn killable(listener: std::net::TcpListener, config: MatcherConfig) -> tokio::ru
     rt
 }
 
+/// Register personal currencies, each signed by a fresh issuer.
+async fn register(c: &MatchClient, ids: &[&str]) {
+    for id in ids {
+        let issuer = veilgrid_core::sign::SigningIdentity::generate();
+        let cur = veilgrid_matcher::currency::sign_registration(&issuer, id, id).unwrap();
+        assert!(c.register_currency(&cur).await.unwrap());
+        assert!(!c.register_currency(&cur).await.unwrap(), "idempotent");
+    }
+}
+
 fn open_req(round: [u8; 16], levels: u32) -> pb::OpenRoundRequest {
     pb::OpenRoundRequest {
         round_id: round.to_vec().into(),
@@ -157,6 +167,7 @@ async fn issue_test_vector_through_router_and_three_nodes() {
         assert_eq!(c.nodes()[i].provider_id, g.identities[i].provider_id());
     }
     let round = [7u8; 16];
+    register(&c, &["ALC"]).await;
     c.open(&open_req(round, 64)).await.unwrap();
     let book = test_vector_book();
     // the first buyer and the first seller are agents of their own; the rest share one
@@ -250,6 +261,29 @@ async fn bad_requests_are_refused_with_clear_codes() {
         MatchError::Remote { status, .. } => status.code(),
         other => panic!("unexpected {other}"),
     };
+    // rounds only for registered currencies
+    assert_eq!(
+        code(c.open(&open_req(round, 8)).await.unwrap_err()),
+        tonic::Code::FailedPrecondition
+    );
+    register(&c, &["ALC"]).await;
+    // an id belongs to its first issuer; the numeraire is taken by configuration
+    for id in ["ALC", "BOB"] {
+        let thief = veilgrid_core::sign::SigningIdentity::generate();
+        let cur = veilgrid_matcher::currency::sign_registration(&thief, id, id).unwrap();
+        assert_eq!(
+            code(c.register_currency(&cur).await.unwrap_err()),
+            tonic::Code::AlreadyExists
+        );
+    }
+    let listed: Vec<String> = c
+        .currencies()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(listed, ["ALC", "BOB"]);
     // P = 0 and one currency twice
     assert_eq!(
         code(c.open(&open_req(round, 0)).await.unwrap_err()),
@@ -352,6 +386,10 @@ async fn a_killed_node_aborts_the_round_which_reruns_after_it_returns() {
         let c = c.clone();
         let pk = owner.public();
         async move {
+            // idempotent; a restarted node has forgotten its registrations
+            let issuer = veilgrid_core::sign::SigningIdentity::from_secret_bytes(&[5; 32]);
+            let alc = veilgrid_matcher::currency::sign_registration(&issuer, "ALC", "A").unwrap();
+            c.register_currency(&alc).await.unwrap();
             c.open(&open_req(round, 8)).await.unwrap();
             for (i, o) in book.iter().enumerate() {
                 let id = OrderId::new(format!("o{i}").as_bytes()).unwrap();
@@ -407,6 +445,7 @@ async fn inconsistent_sharing_drops_the_order_malicious_mode_and_deadline() {
     }
     g.wait_registered(3).await;
     let c = g.client();
+    register(&c, &["ALC"]).await;
     let round = [11u8; 16];
     let mut req = open_req(round, 16);
     req.mode = pb::SecurityMode::Malicious.into();
@@ -487,6 +526,7 @@ async fn local_three_nodes_keep_identities_in_the_data_dir() {
         assert_eq!(kept.provider_id(), c.nodes()[i].provider_id);
     }
     let round = [21u8; 16];
+    register(&c, &["ALC", "BOB"]).await;
     c.open(&open_req(round, 4)).await.unwrap();
     let owner = SealKeyPair::generate();
     for (i, o) in [(Side::Buy, 3, 5), (Side::Sell, 1, 9)]
@@ -512,5 +552,126 @@ async fn local_three_nodes_keep_identities_in_the_data_dir() {
             volume: 5
         }
     );
+    g.shutdown.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_submitters_get_one_submission_order_at_all_three_nodes() {
+    let (g, listeners) = Grid::start().await;
+    for (i, l) in listeners.into_iter().enumerate() {
+        tokio::spawn(veilgrid_matcher::run(l, g.shutdown.clone(), g.config(i)));
+    }
+    g.wait_registered(3).await;
+    let c = g.client();
+    register(&c, &["ALC"]).await;
+    let round = [31u8; 16];
+    c.open(&open_req(round, 8)).await.unwrap();
+    // 16 agents submit 4 orders each at the same time; demand exceeds supply, so the
+    // fills depend on submission order
+    let owner = SealKeyPair::generate();
+    let mut tasks = Vec::new();
+    for agent in 0..16u64 {
+        let c = c.clone();
+        let pk = owner.public();
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            for k in 0..4u64 {
+                let i = agent * 4 + k;
+                let order = if i % 3 == 0 {
+                    Order {
+                        side: Side::Sell,
+                        limit: (i % 4) as u32,
+                        qty: 5 + i % 7,
+                    }
+                } else {
+                    Order {
+                        side: Side::Buy,
+                        limit: 4 + (i % 4) as u32,
+                        qty: 3 + i % 11,
+                    }
+                };
+                let id = OrderId::new(format!("a{agent}-{k}").as_bytes()).unwrap();
+                let seq = c.submit(round, 8, &id, &order, &pk).await.unwrap();
+                mine.push((seq, id, order));
+            }
+            mine
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all.sort_by_key(|x| x.0);
+    // node 0 handed out 0..64 once each
+    assert_eq!(
+        all.iter().map(|x| x.0).collect::<Vec<_>>(),
+        (0..64).collect::<Vec<_>>()
+    );
+    c.close(round).await.unwrap();
+    let out = c.result(round, Duration::from_secs(60)).await.unwrap();
+    let book: Vec<Order> = all.iter().map(|x| x.2).collect();
+    let want = clear_plain(8, &book);
+    assert_eq!(out.outcome.result, want.clearing);
+    let fills = c.fills(round, &owner).await.unwrap();
+    let got: Vec<u64> = all
+        .iter()
+        .map(|(_, id, _)| fills.iter().find(|f| &f.0 == id).unwrap().1)
+        .collect();
+    assert_eq!(got, want.fills, "fills follow node 0's sequence");
+    assert!(
+        got.iter().zip(&book).any(|(f, o)| *f > 0 && *f < o.qty),
+        "some fill is partial: the order mattered"
+    );
+    g.shutdown.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_1_and_2_take_orders_only_with_node_0s_signed_number() {
+    let (g, _listeners) = Grid::start().await;
+    let node1 = veilgrid_matcher::Node::new(g.config(1));
+    let issuer = veilgrid_core::sign::SigningIdentity::generate();
+    node1
+        .register_currency(pb::RegisterCurrencyRequest {
+            currency: Some(
+                veilgrid_matcher::currency::sign_registration(&issuer, "ALC", "A").unwrap(),
+            ),
+        })
+        .unwrap();
+    let round = [41u8; 16];
+    node1.open(open_req(round, 8)).unwrap();
+    let id = OrderId::new(b"o").unwrap();
+    let order = Order {
+        side: Side::Buy,
+        limit: 3,
+        qty: 9,
+    };
+    let shares = veilgrid_mpc::share_order(round, &id, &order, 8).unwrap();
+    let aad = veilgrid_matcher::node::share_aad(&round, id.as_bytes());
+    let sealed = g.identities[1]
+        .seal_public()
+        .seal(
+            veilgrid_matcher::node::ORDER_INFO,
+            &aad,
+            &shares[1].order_bytes(),
+        )
+        .unwrap();
+    let owner = SealKeyPair::generate();
+    let req = |seq: u64, ticket: Vec<u8>| pb::SubmitShareRequest {
+        round_id: round.to_vec().into(),
+        order_id: id.as_bytes().to_vec().into(),
+        sealed_share: sealed.clone().into(),
+        owner_seal_key: owner.public().to_bytes().to_vec().into(),
+        sequence: seq,
+        sequence_ticket: ticket.into(),
+    };
+    let msg = veilgrid_matcher::node::sequence_message(&round, 5, id.as_bytes());
+    // no ticket, a ticket by someone else, a ticket for another number: refused
+    assert!(node1.submit(req(5, vec![])).is_err());
+    let forged = g.identities[2].signing.sign(&msg).to_vec();
+    assert!(node1.submit(req(5, forged)).is_err());
+    let good = g.identities[0].signing.sign(&msg).to_vec();
+    assert!(node1.submit(req(6, good.clone())).is_err());
+    let r = node1.submit(req(5, good)).unwrap();
+    assert_eq!(r.sequence, 5);
     g.shutdown.cancel();
 }

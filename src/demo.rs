@@ -1,5 +1,7 @@
 //! `veilgrid demo`: the end-to-end story, step by step. Each issue adds a chapter.
 
+mod aggregation;
+
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -112,7 +114,7 @@ pub async fn run(router: Option<&str>, print: bool) -> Result<Report, Error> {
         chapter: String::new(),
     };
     chapter_grid(&mut story, &addr).await;
-    chapter_aggregation(&mut story, &addr).await;
+    aggregation::chapter(&mut story, &addr).await;
     if let Some(g) = local {
         g.stop().await;
     }
@@ -250,182 +252,4 @@ async fn chapter_grid(story: &mut Story, addr: &str) {
             Ok(lines.join("; "))
         })
         .await;
-}
-
-/// Chapter 2: one-shot secure aggregation. 50 clients, 5 of them drop out, a committee of 5
-/// (t = 2) of which 2 members stay silent; the sum next to the plaintext sum.
-async fn chapter_aggregation(story: &mut Story, addr: &str) {
-    use veilgrid_aggregator::{
-        client::{self as agg, AggClient},
-        member::{Member, Outcome},
-    };
-    use veilgrid_proto::aggregation::v1 as pb;
-
-    const CLIENTS: usize = 50;
-    const DROPOUTS: usize = 5;
-    const LENGTH: usize = 64;
-    const BITS: u32 = 16;
-    story.chapter("one-shot secure aggregation: 50 clients, 5 drop out, 2 members silent");
-    let served = match GridClient::connect(addr).await {
-        Ok(mut g) => g
-            .providers(Some(&ProtocolId::from_name(
-                veilgrid_aggregator::protocols::CREATE_ROUND,
-            )))
-            .await
-            .is_ok_and(|p| !p.is_empty()),
-        Err(_) => false,
-    };
-    if !served {
-        if story.print {
-            println!("  (skipped: no aggregation service is registered with this router)");
-        }
-        return;
-    }
-    let sd = veilgrid_kit::Shutdown::new();
-    let Ok(client) = AggClient::via_router(addr) else {
-        return;
-    };
-    let mut members = Vec::new();
-    let started = story
-        .step(
-            "start a committee of 5 members (own keys, registered)",
-            || async {
-                for i in 0..5 {
-                    let m = Member::new(
-                        std::sync::Arc::new(veilgrid_kit::identity::Identity::generate()),
-                        client.clone(),
-                    );
-                    grid::start_provider(
-                        m.provider(&format!("demo-member-{i}")),
-                        addr,
-                        Duration::from_secs(30),
-                        sd.clone(),
-                    )
-                    .await?;
-                    members.push(m);
-                }
-                Ok("5 members; clients seal each share to its member's X25519 key".into())
-            },
-        )
-        .await;
-    if !started {
-        sd.cancel();
-        return;
-    }
-    let mut info = None;
-    let deadline_ms = veilgrid_kit::clock::now_ms() + 4000;
-    story
-        .step(
-            "create a round: L = 64, 16-bit entries, N = 50, m = 5, t = 2",
-            || async {
-                let keys = members
-                    .iter()
-                    .map(|m| Bytes::copy_from_slice(&m.seal_key().to_bytes()))
-                    .collect();
-                let i = client
-                    .clone()
-                    .create_round(pb::CreateRoundRequest {
-                        length: LENGTH as u32,
-                        bits: BITS,
-                        max_clients: CLIENTS as u32,
-                        threshold: 2,
-                        committee_keys: keys,
-                        deadline_unix_ms: deadline_ms,
-                        min_clients: 0,
-                    })
-                    .await
-                    .map_err(|s| Error::rpc("creating the round", s))?;
-                let id = hex::encode(&i.round_id);
-                info = Some(i);
-                Ok(format!("round {id}, deadline in 4 s"))
-            },
-        )
-        .await;
-    let Some(info) = info else {
-        sd.cancel();
-        return;
-    };
-    let mut plain = vec![0u64; LENGTH];
-    story
-        .step(
-            "45 clients submit one message each through the router; 5 never do",
-            || async {
-                use std::hash::BuildHasher;
-                let h = std::collections::hash_map::RandomState::new();
-                let mut bytes = 0;
-                for c in 0..CLIENTS - DROPOUTS {
-                    let x: Vec<u64> = (0..LENGTH)
-                        .map(|j| h.hash_one((c, j)) % (1 << BITS))
-                        .collect();
-                    for (p, v) in plain.iter_mut().zip(&x) {
-                        *p += v;
-                    }
-                    let req = agg::build_submission(&info, c as u64 + 1, &x)
-                        .map_err(|e| Error::Service(e.to_string()))?;
-                    bytes = req.message.len();
-                    client
-                        .clone()
-                        .submit(req)
-                        .await
-                        .map_err(|s| Error::rpc("submitting", s))?;
-                }
-                Ok(format!(
-                    "{} messages of {bytes} bytes (masked vector + 5 sealed shares)",
-                    CLIENTS - DROPOUTS
-                ))
-            },
-        )
-        .await;
-    story
-        .step(
-            "deadline passes; 3 members answer, 2 stay silent",
-            || async {
-                tokio::time::sleep(Duration::from_millis(
-                    deadline_ms.saturating_sub(veilgrid_kit::clock::now_ms()) + 100,
-                ))
-                .await;
-                let mut answered = 0;
-                for m in members.iter().take(3) {
-                    for o in m
-                        .work_once()
-                        .await
-                        .map_err(|e| Error::Service(e.to_string()))?
-                    {
-                        match o {
-                            Outcome::Answered(_) => answered += 1,
-                            Outcome::Refused(_, e) => return Err(Error::Service(e.to_string())),
-                        }
-                    }
-                }
-                Ok(format!("{answered} member answers (t + 1 = 3 needed)"))
-            },
-        )
-        .await;
-    story
-        .step(
-            "the sum, next to the plaintext sum computed by the demo",
-            || async {
-                let r = client
-                    .clone()
-                    .result(&info.round_id)
-                    .await
-                    .map_err(|s| Error::rpc("fetching the result", s))?;
-                let show = |v: &[u64]| format!("{:?} ...", &v[..v.len().min(6)]);
-                if r.sum != plain {
-                    return Err(Error::Verify(format!(
-                        "aggregate {} differs from plaintext {}",
-                        show(&r.sum),
-                        show(&plain)
-                    )));
-                }
-                Ok(format!(
-                    "aggregate {} = plaintext {} over {} counted clients",
-                    show(&r.sum),
-                    show(&plain),
-                    r.counted.len()
-                ))
-            },
-        )
-        .await;
-    sd.cancel();
 }

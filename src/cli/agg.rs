@@ -28,6 +28,9 @@ enum AggCommand {
     Submit(SubmitArgs),
     /// Print the sum of a round (waits until it is known).
     Result(ResultArgs),
+    /// Re-check a finished verifiable round offline from its transcript (range proofs and the
+    /// opening of the product of commitments).
+    Audit(AuditArgs),
     /// Committee members.
     Committee {
         #[command(subcommand)]
@@ -69,6 +72,27 @@ struct CreateArgs {
     /// Seconds until the clients' deadline.
     #[arg(long, default_value_t = 30)]
     deadline: u64,
+    /// Seconds after the clients' deadline until the members' deadline.
+    #[arg(long, default_value_t = 60)]
+    member_deadline: u64,
+    /// Milliseconds after collection closes during which members report bad shares.
+    #[arg(long, default_value_t = 2000)]
+    check_window_ms: u32,
+    /// Verifiable mode: Pedersen commitments and a Bulletproofs range proof per client.
+    #[arg(long)]
+    verifiable: bool,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct AuditArgs {
+    #[command(flatten)]
+    router: RouterArg,
+    /// Round id (hex).
+    #[arg(long)]
+    round: String,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -114,6 +138,9 @@ struct CommitteeArgs {
     /// Where the members' identities are kept (fresh identities without it).
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Stop when standard input closes (used by `veilgrid demo` and `veilgrid up --separate`).
+    #[arg(long, hide = true)]
+    stop_on_stdin_eof: bool,
 }
 
 fn agg_client(router: &str) -> Result<AggClient, Error> {
@@ -134,6 +161,7 @@ pub(crate) async fn run(a: AggArgs) -> Result<(), Error> {
         } => create(a).await,
         AggCommand::Submit(a) => submit(a).await,
         AggCommand::Result(a) => result(a).await,
+        AggCommand::Audit(a) => audit(a).await,
         AggCommand::Committee {
             command: CommitteeCommand::Serve(a),
         } => committee(a).await,
@@ -151,16 +179,21 @@ async fn create(a: CreateArgs) -> Result<(), Error> {
             a.committee
         )));
     }
+    let deadline = now_ms() + a.deadline * 1000;
+    let mut req = pb::CreateRoundRequest {
+        length: a.length,
+        bits: a.bits,
+        max_clients: a.clients,
+        threshold: a.threshold,
+        deadline_unix_ms: deadline,
+        member_deadline_unix_ms: deadline + a.member_deadline * 1000,
+        check_window_ms: a.check_window_ms,
+        verifiable: a.verifiable,
+        ..Default::default()
+    };
+    client::CommitteeKeys::fill(&keys, &mut req);
     let info = agg_client(&a.router.router)?
-        .create_round(pb::CreateRoundRequest {
-            length: a.length,
-            bits: a.bits,
-            max_clients: a.clients,
-            threshold: a.threshold,
-            committee_keys: keys,
-            deadline_unix_ms: now_ms() + a.deadline * 1000,
-            min_clients: 0,
-        })
+        .create_round(req)
         .await
         .map_err(|s| Error::rpc("creating the round", s))?;
     let id = hex::encode(&info.round_id);
@@ -168,6 +201,8 @@ async fn create(a: CreateArgs) -> Result<(), Error> {
         let v = json!({
             "round": id,
             "deadline_unix_ms": info.deadline_unix_ms,
+            "member_deadline_unix_ms": info.member_deadline_unix_ms,
+            "verifiable": info.verifiable,
             "committee": a.committee,
             "threshold": a.threshold,
             "state": info.state,
@@ -217,6 +252,11 @@ async fn result(a: ResultArgs) -> Result<(), Error> {
     let id = round_id(&a.round)?;
     let mut c = agg_client(&a.router.router)?;
     let give_up = tokio::time::Instant::now() + Duration::from_secs(a.wait);
+    let spinner = (!a.json).then(|| {
+        let s = indicatif::ProgressBar::new_spinner();
+        s.enable_steady_tick(Duration::from_millis(120));
+        s
+    });
     let res = loop {
         match c.result(&id).await {
             Ok(r) => break r,
@@ -225,15 +265,74 @@ async fn result(a: ResultArgs) -> Result<(), Error> {
                     && !s.message().contains("failed")
                     && tokio::time::Instant::now() < give_up =>
             {
+                if let Some(sp) = &spinner {
+                    sp.set_message(format!("waiting: {}", s.message()));
+                }
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
-            Err(s) => return Err(Error::rpc("fetching the result", s)),
+            Err(s) => {
+                if let Some(sp) = &spinner {
+                    sp.finish_and_clear();
+                }
+                return Err(Error::rpc("fetching the result", s));
+            }
         }
     };
+    if let Some(sp) = spinner {
+        sp.finish_and_clear();
+    }
     if a.json {
         println!("{}", json!({ "sum": res.sum, "counted": res.counted }));
     } else {
         println!("sum over {} clients: {:?}", res.counted.len(), res.sum);
+    }
+    Ok(())
+}
+
+async fn audit(a: AuditArgs) -> Result<(), Error> {
+    use veilgrid_aggregator::math::{AuditTranscript, Round};
+    let id = round_id(&a.round)?;
+    let mut c = agg_client(&a.router.router)?;
+    let info = c
+        .get_round(&id)
+        .await
+        .map_err(|s| Error::rpc("fetching the round", s))?;
+    let res = c
+        .result(&id)
+        .await
+        .map_err(|s| Error::rpc("fetching the result", s))?;
+    let round = Round::from_bytes(&info.round).map_err(|e| Error::Verify(e.to_string()))?;
+    if round.id()[..] != id[..] {
+        return Err(Error::Verify(
+            "the round description names another round".into(),
+        ));
+    }
+    if !round.params().is_verifiable() {
+        return Err(Error::Service(
+            "the round is not verifiable (create it with --verifiable)".into(),
+        ));
+    }
+    let t = AuditTranscript::from_bytes(&round, &res.transcript)
+        .map_err(|e| Error::Verify(format!("transcript: {e}")))?;
+    t.verify(&round)
+        .map_err(|e| Error::Verify(format!("the round does not audit: {e}")))?;
+    if t.sum != res.sum {
+        return Err(Error::Verify(
+            "the transcript's sum differs from the released sum".into(),
+        ));
+    }
+    let counted: Vec<u64> = t.clients.iter().map(|(c, _)| *c).collect();
+    if a.json {
+        println!(
+            "{}",
+            json!({ "round": hex::encode(id), "verified": true, "sum": t.sum, "counted": counted })
+        );
+    } else {
+        println!(
+            "round {} audits: {} range proofs verify and the product of commitments opens to the sum",
+            hex::encode(id),
+            counted.len()
+        );
     }
     Ok(())
 }
@@ -249,7 +348,17 @@ async fn committee(a: CommitteeArgs) -> Result<(), Error> {
     )
     .await?;
     println!("{} committee member(s) serving; Ctrl-C to stop.", a.count);
-    super::interrupted().await;
+    if a.stop_on_stdin_eof {
+        use tokio::io::AsyncReadExt;
+        let mut buf = [0u8; 64];
+        let mut stdin = tokio::io::stdin();
+        tokio::select! {
+            () = super::interrupted() => {}
+            () = async { while matches!(stdin.read(&mut buf).await, Ok(n) if n > 0) {} } => {}
+        }
+    } else {
+        super::interrupted().await;
+    }
     sd.cancel();
     for t in tasks {
         let _ = t.await;

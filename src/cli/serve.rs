@@ -14,6 +14,10 @@ enum Service {
     Router,
     /// The echo provider (veilgrid/echo/v1 and veilgrid/echo/sealed/v1).
     Echo,
+    /// The one-shot secure aggregation server (veilgrid/agg/...); rounds under <data-dir>/aggregator.
+    Aggregator,
+    /// One aggregation committee member (identity under <data-dir>/agg-member-0).
+    CommitteeMember,
 }
 
 #[derive(Debug, clap::Args)]
@@ -96,6 +100,53 @@ pub(crate) async fn run(a: ServeArgs) -> Result<(), Error> {
             )
             .await?;
             println!("echo provider at {endpoint}, registered with {}", a.router);
+            for t in tasks {
+                let _ = t.await;
+            }
+        }
+        Service::Aggregator => {
+            let listener = bind(a.listen.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)))).await?;
+            let local = listener.local_addr().map_err(|source| Error::Io {
+                path: "listener".into(),
+                source,
+            })?;
+            let config = veilgrid_aggregator::AggregatorConfig {
+                data_dir: Some(data_dir.join("aggregator")),
+                router: Some(a.router.clone()),
+                advertise: a.advertise,
+                ttl: Duration::from_secs(a.lease_ttl_secs),
+                ..Default::default()
+            };
+            println!(
+                "aggregation server at http://{local}, registering with {}",
+                a.router
+            );
+            veilgrid_aggregator::run(listener, shutdown, config)
+                .await
+                .map_err(|e| Error::Service(e.to_string()))?;
+        }
+        Service::CommitteeMember => {
+            let listener = bind(a.listen.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)))).await?;
+            let identity = grid::identity_for(Some(&data_dir), "agg-member-0")?;
+            let client = veilgrid_aggregator::client::AggClient::via_router(&a.router)
+                .map_err(|e| Error::Service(e.to_string()))?;
+            let member = veilgrid_aggregator::member::Member::new(identity, client);
+            let (endpoint, mut tasks) = grid::serve_provider(
+                member.provider("agg-member"),
+                listener,
+                a.advertise,
+                &a.router,
+                Duration::from_secs(a.lease_ttl_secs),
+                shutdown.clone(),
+            )
+            .await?;
+            tasks.push(tokio::spawn(
+                member.run(Duration::from_millis(300), shutdown),
+            ));
+            println!(
+                "committee member at {endpoint}, registered with {}",
+                a.router
+            );
             for t in tasks {
                 let _ = t.await;
             }

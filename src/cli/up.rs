@@ -85,9 +85,33 @@ async fn run_separate(listen: SocketAddr, data_dir: PathBuf) -> Result<(), Error
         "--router".into(),
         router_url.clone(),
         "--data-dir".into(),
-        dd,
+        dd.clone(),
         "--stop-on-stdin-eof".into(),
     ])?);
+    // Aggregation: the server and a committee of 5, each member its own process and identity.
+    children.push(spawn(vec![
+        "serve".into(),
+        "aggregator".into(),
+        "--router".into(),
+        router_url.clone(),
+        "--data-dir".into(),
+        dd.clone(),
+        "--stop-on-stdin-eof".into(),
+    ])?);
+    for i in 0..5 {
+        children.push(spawn(vec![
+            "serve".into(),
+            "committee-member".into(),
+            "--router".into(),
+            router_url.clone(),
+            "--data-dir".into(),
+            data_dir
+                .join(format!("agg-member-{i}"))
+                .display()
+                .to_string(),
+            "--stop-on-stdin-eof".into(),
+        ])?);
+    }
     println!("veilgrid is up (separate processes): router at {router_url}");
     for c in &children {
         println!("  child pid {}", c.id().unwrap_or(0));

@@ -123,6 +123,17 @@ impl AggClient {
         }
     }
 
+    /// Send a member's share report.
+    pub async fn member_check(
+        &mut self,
+        req: pb::MemberCheckRequest,
+    ) -> Result<pb::MemberCheckResponse, Status> {
+        match &mut self.t {
+            Transport::Direct(c) => Ok(c.member_check(req).await?.into_inner()),
+            Transport::Router(r) => Self::complete(r, p::MEMBER_CHECK, &req).await,
+        }
+    }
+
     /// Send a member's answer.
     pub async fn member_respond(
         &mut self,
@@ -146,9 +157,27 @@ impl AggClient {
     }
 }
 
-/// The sealing keys of the committee members registered with the router (protocol
-/// [`p::MEMBER`]), in a stable order (by provider id), at most `max`.
-pub async fn committee_keys(router_url: &str, max: usize) -> Result<Vec<Bytes>, AggError> {
+/// A committee member's public keys, as its router lease publishes them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitteeKeys {
+    /// X25519 key clients seal its shares to.
+    pub seal: Bytes,
+    /// Ed25519 key (provider id) its reports and answers are signed with.
+    pub signing: Bytes,
+}
+
+impl CommitteeKeys {
+    /// Fill the committee fields of a round request from `members`, in order.
+    pub fn fill(members: &[CommitteeKeys], req: &mut pb::CreateRoundRequest) {
+        req.committee_keys = members.iter().map(|k| k.seal.clone()).collect();
+        req.committee_signing_keys = members.iter().map(|k| k.signing.clone()).collect();
+    }
+}
+
+/// The keys of the committee members registered with the router (protocol [`p::MEMBER`]), in a
+/// stable order (by provider id), at most `max`. The router only lists leases the provider
+/// signed, so the two keys of one member belong together.
+pub async fn committee_keys(router_url: &str, max: usize) -> Result<Vec<CommitteeKeys>, AggError> {
     let mut router = RouterClient::new(channel(router_url)?);
     let list = router
         .list_providers(ListProvidersRequest {
@@ -170,7 +199,10 @@ pub async fn committee_keys(router_url: &str, max: usize) -> Result<Vec<Bytes>, 
     Ok(members
         .into_iter()
         .take(max)
-        .map(|i| i.seal_public_key)
+        .map(|i| CommitteeKeys {
+            seal: i.seal_public_key,
+            signing: i.provider_id,
+        })
         .collect())
 }
 

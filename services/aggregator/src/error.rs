@@ -42,6 +42,19 @@ pub enum AggError {
     /// Serving, registering or calling a remote service failed.
     #[error(transparent)]
     Kit(#[from] veilgrid_kit::KitError),
+    /// A member's report or answer whose signature does not verify under the member's key.
+    #[error("member {member}'s {what} is not signed by its key: {reason}")]
+    BadSignature {
+        /// The member index the message claims.
+        member: u16,
+        /// Which message.
+        what: &'static str,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// A second report from the same member.
+    #[error("member {0} already reported on its shares")]
+    DuplicateCheck(u16),
     /// A remote call returned an error status.
     #[error("{what}: {status}")]
     Remote {
@@ -70,6 +83,8 @@ impl AggError {
             AggError::NotFound(_) => Code::NotFound,
             AggError::State { .. } => Code::FailedPrecondition,
             AggError::BadRequest(_) => Code::InvalidArgument,
+            AggError::BadSignature { .. } => Code::Unauthenticated,
+            AggError::DuplicateCheck(_) => Code::AlreadyExists,
             AggError::Store(_) | AggError::CorruptStore(_) | AggError::DataDir { .. } => {
                 Code::Internal
             }

@@ -68,6 +68,16 @@ impl Aggregation for AggregationService {
             .map(Response::new)
     }
 
+    async fn member_check(
+        &self,
+        request: Request<pb::MemberCheckRequest>,
+    ) -> Result<Response<pb::MemberCheckResponse>, Status> {
+        let req = request.into_inner();
+        blocking(&self.rounds, move |r| r.member_check(&req, now_ms()))
+            .await
+            .map(Response::new)
+    }
+
     async fn member_respond(
         &self,
         request: Request<pb::MemberRespondRequest>,

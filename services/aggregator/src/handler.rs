@@ -71,6 +71,11 @@ impl Handler for AggregationHandler {
             blocking(r, move |r| r.member_work(&req, now_ms()))
                 .await?
                 .encode_to_vec()
+        } else if is(ctx, p::MEMBER_CHECK) {
+            let req: pb::MemberCheckRequest = decode("MemberCheckRequest", &payload)?;
+            blocking(r, move |r| r.member_check(&req, now_ms()))
+                .await?
+                .encode_to_vec()
         } else if is(ctx, p::MEMBER_RESPOND) {
             let req: pb::MemberRespondRequest = decode("MemberRespondRequest", &payload)?;
             blocking(r, move |r| r.member_respond(&req, now_ms()))

@@ -7,7 +7,8 @@
 //! * [`handler::AggregationHandler`]: the same API as byte completions through the router,
 //!   protocols [`protocols`] (`veilgrid/agg/<rpc>/v1`).
 //! * [`member::Member`]: a committee member, a provider of its own whose lease publishes the
-//!   X25519 key clients seal its shares to.
+//!   X25519 key clients seal its shares to and the Ed25519 key its reports and answers are
+//!   signed with ([`signing`]).
 //! * [`client`]: callers (round owners, clients, members), direct or through the router.
 //!
 //! Start a server with [`run`] on a bound listener (port 0 in tests) and a shutdown token.
@@ -23,7 +24,12 @@ pub mod handler;
 pub mod member;
 pub mod protocols;
 pub mod rounds;
+pub mod signing;
 mod store;
+
+/// The math crate the service runs (`veilgrid-aggregation`), for callers that build messages
+/// themselves (benchmarks, auditors).
+pub use veilgrid_aggregation as math;
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 

@@ -2,6 +2,12 @@
 //! key clients seal shares to) that asks the aggregation service for closed rounds it sits on,
 //! opens its shares, and sends its one answer per round.
 //!
+//! Two kinds of work, both signed with the member's Ed25519 identity:
+//! * **check** (after collection closes): open every sealed share addressed to it and report
+//!   the clients whose shares do not open (`MemberCheck`), so the server excludes those clients
+//!   before declaring the set instead of the round failing;
+//! * **answer**: the share sum over the declared set (`MemberRespond`), once per round.
+//!
 //! The member keeps the rounds it answered, so it never answers a round twice (a second answer
 //! over a different set would let the server subtract the two and learn a client's seed share).
 
@@ -17,13 +23,14 @@ use veilgrid_kit::{
 };
 use veilgrid_proto::aggregation::v1 as pb;
 
-use crate::{AggError, client::AggClient, protocols};
+use crate::{AggError, client::AggClient, protocols, signing};
 
 /// One committee member.
 pub struct Member {
     identity: Arc<Identity>,
     aggregator: AggClient,
     answered: Mutex<HashSet<[u8; 32]>>,
+    checked: Mutex<HashSet<[u8; 32]>>,
 }
 
 impl std::fmt::Debug for Member {
@@ -37,6 +44,8 @@ impl std::fmt::Debug for Member {
 /// What one round's work came to.
 #[derive(Debug)]
 pub enum Outcome {
+    /// The member reported on its shares (the clients whose shares did not open).
+    Checked([u8; 32], Vec<u64>),
     /// The member answered the round.
     Answered([u8; 32]),
     /// The member could not answer (e.g. a declared client's share did not open).
@@ -61,7 +70,13 @@ impl Member {
             identity,
             aggregator,
             answered: Mutex::new(HashSet::new()),
+            checked: Mutex::new(HashSet::new()),
         })
+    }
+
+    /// The member's Ed25519 key (its provider id): reports and answers are signed with it.
+    pub fn signing_key(&self) -> [u8; 32] {
+        self.identity.provider_id()
     }
 
     /// The member's public sealing key.
@@ -103,16 +118,29 @@ impl Member {
         for w in work.rounds {
             let round = Round::from_bytes(&w.round)?;
             let id = *round.id();
-            if self.lock().contains(&id) {
+            if w.phase == "check" {
+                if lock(&self.checked).contains(&id) {
+                    continue;
+                }
+                out.push(self.check(&mut agg, &round, &w).await);
+                continue;
+            }
+            if lock(&self.answered).contains(&id) {
                 continue;
             }
             match self.answer(&round, &w) {
                 Ok(msg) => {
                     // Remember before sending: never produce a second answer for this round.
-                    self.lock().insert(id);
+                    lock(&self.answered).insert(id);
+                    let message = msg.to_bytes(&round);
+                    let signature = signing::sign(
+                        &self.identity.signing,
+                        &signing::answer_bytes(&id, &message),
+                    );
                     let req = pb::MemberRespondRequest {
                         round_id: Bytes::copy_from_slice(&id),
-                        message: msg.to_bytes(&round).into(),
+                        message: message.into(),
+                        signature: Bytes::copy_from_slice(&signature),
                     };
                     match agg.member_respond(req).await {
                         Ok(_) => out.push(Outcome::Answered(id)),
@@ -131,8 +159,66 @@ impl Member {
         Ok(out)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<[u8; 32]>> {
-        self.answered.lock().unwrap_or_else(|p| p.into_inner())
+    /// Open every share addressed to this member and send the signed report of the bad ones.
+    async fn check(&self, agg: &mut AggClient, round: &Round, w: &pb::RoundWork) -> Outcome {
+        let id = *round.id();
+        let bad = match self.open_all(round, w) {
+            Ok(bad) => bad,
+            Err(e) => return Outcome::Refused(id, e),
+        };
+        let Ok(member) = u16::try_from(w.member) else {
+            return Outcome::Refused(id, AggError::BadRequest("member index out of range".into()));
+        };
+        let clients: Vec<u64> = bad.iter().map(|b| b.client).collect();
+        let signature = signing::sign(
+            &self.identity.signing,
+            &signing::check_bytes(&id, member, &clients),
+        );
+        let req = pb::MemberCheckRequest {
+            round_id: Bytes::copy_from_slice(&id),
+            member: w.member,
+            bad,
+            signature: Bytes::copy_from_slice(&signature),
+        };
+        match agg.member_check(req).await {
+            Ok(_) => {
+                lock(&self.checked).insert(id);
+                Outcome::Checked(id, clients)
+            }
+            Err(status) => Outcome::Refused(
+                id,
+                AggError::Remote {
+                    what: "sending the share report",
+                    status,
+                },
+            ),
+        }
+    }
+
+    /// The clients (strictly increasing) whose shares do not open for this member.
+    fn open_all(&self, round: &Round, w: &pb::RoundWork) -> Result<Vec<pb::BadShare>, AggError> {
+        let index = u16::try_from(w.member)
+            .map_err(|_| AggError::BadRequest("member index out of range".into()))?;
+        let mut member = CommitteeMember::new(round, index, &self.identity.sealing)?;
+        let mut shares: Vec<&pb::SealedShare> = w.shares.iter().collect();
+        shares.sort_by_key(|s| s.client);
+        let mut bad: Vec<pb::BadShare> = Vec::new();
+        for s in shares {
+            if bad.last().is_some_and(|b| b.client == s.client) {
+                continue;
+            }
+            match member.accept_share(s.client, &s.sealed) {
+                Ok(()) => {}
+                Err(e @ veilgrid_aggregation::Error::BadSharePayload { .. }) => {
+                    bad.push(pb::BadShare {
+                        client: s.client,
+                        reason: e.to_string(),
+                    })
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(bad)
     }
 
     fn answer(&self, round: &Round, w: &pb::RoundWork) -> Result<MemberMessage, AggError> {
@@ -153,6 +239,9 @@ impl Member {
                 Ok(outcomes) => {
                     for o in outcomes {
                         match o {
+                            Outcome::Checked(id, bad) => {
+                                tracing::info!(round = %hex::encode(&id[..8]), bad = bad.len(), "member checked its shares")
+                            }
                             Outcome::Answered(id) => {
                                 tracing::info!(round = %hex::encode(&id[..8]), "member answered")
                             }
@@ -170,4 +259,8 @@ impl Member {
             }
         }
     }
+}
+
+fn lock(m: &Mutex<HashSet<[u8; 32]>>) -> std::sync::MutexGuard<'_, HashSet<[u8; 32]>> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }

@@ -9,6 +9,8 @@ pub const GET_ROUND: &str = "veilgrid/agg/get_round/v1";
 pub const SUBMIT: &str = "veilgrid/agg/submit/v1";
 /// `MemberWork`.
 pub const MEMBER_WORK: &str = "veilgrid/agg/member_work/v1";
+/// `MemberCheck`.
+pub const MEMBER_CHECK: &str = "veilgrid/agg/member_check/v1";
 /// `MemberRespond`.
 pub const MEMBER_RESPOND: &str = "veilgrid/agg/member_respond/v1";
 /// `Result`.
@@ -18,11 +20,12 @@ pub const RESULT: &str = "veilgrid/agg/result/v1";
 pub const MEMBER: &str = "veilgrid/agg/member/v1";
 
 /// Every protocol the aggregation server completes.
-pub const SERVER_PROTOCOLS: [&str; 6] = [
+pub const SERVER_PROTOCOLS: [&str; 7] = [
     CREATE_ROUND,
     GET_ROUND,
     SUBMIT,
     MEMBER_WORK,
+    MEMBER_CHECK,
     MEMBER_RESPOND,
     RESULT,
 ];

@@ -3,18 +3,19 @@
 //! (`ServerCollecting::accept`, `close`, `ServerAwaitingMembers::accept_member`, `finish`) and
 //! writes the new snapshot back in the same transaction, so a restart loses nothing.
 
-use std::path::Path;
+use std::{collections::BTreeSet, path::Path};
 
 use prost::Message;
 use rand_core::{OsRng, RngCore};
 use veilgrid_aggregation::{
-    ClientMessage, MemberMessage, Round, RoundParams, ServerAwaitingMembers, ServerCollecting,
+    AuditTranscript, ClientMessage, MemberMessage, Round, RoundParams, ServerAwaitingMembers,
+    ServerCollecting,
 };
-use veilgrid_core::seal::SealPublicKey;
+use veilgrid_core::{seal::SealPublicKey, sign::VerifierKey};
 use veilgrid_proto::aggregation::v1 as pb;
 
 use crate::{
-    AggError,
+    AggError, signing,
     store::{self, RoundRow, Store},
 };
 
@@ -22,6 +23,9 @@ use crate::{
 pub mod state {
     /// Clients may submit.
     pub const COLLECTING: &str = "collecting";
+    /// Collection closed; members open their shares and report bad ones before the set is
+    /// declared.
+    pub const CHECKING: &str = "checking";
     /// The present set is declared; members answer.
     pub const AWAITING: &str = "awaiting_members";
     /// The sum is known.
@@ -32,6 +36,12 @@ pub mod state {
 
 /// Largest committee a round may have through the service.
 pub const MAX_COMMITTEE: usize = 64;
+
+/// Member deadline when the request gives none: the clients' deadline plus this, ms.
+pub const DEFAULT_MEMBER_WINDOW_MS: u64 = 60_000;
+
+/// Share-check window when the request gives none, ms.
+pub const DEFAULT_CHECK_WINDOW_MS: u64 = 2_000;
 
 /// All rounds of one aggregation server.
 pub struct Rounds {
@@ -58,6 +68,25 @@ fn parse_round(row: &RoundRow) -> Result<Round, AggError> {
     Round::from_bytes(&row.round).map_err(|_| AggError::CorruptStore("round"))
 }
 
+fn collecting<'r>(round: &'r Round, row: &RoundRow) -> Result<ServerCollecting<'r>, AggError> {
+    ServerCollecting::restore(round, &row.snapshot)
+        .map_err(|_| AggError::CorruptStore("collecting snapshot"))
+}
+
+fn awaiting<'r>(round: &'r Round, row: &RoundRow) -> Result<ServerAwaitingMembers<'r>, AggError> {
+    ServerAwaitingMembers::restore(round, &row.snapshot)
+        .map_err(|_| AggError::CorruptStore("awaiting snapshot"))
+}
+
+fn member_index(round: &Round, member: u32) -> Result<u16, AggError> {
+    u16::try_from(member)
+        .ok()
+        .filter(|&m| m >= 1 && m <= round.params().committee())
+        .ok_or(AggError::Round(veilgrid_aggregation::Error::UnknownMember(
+            member.min(u32::from(u16::MAX)) as u16,
+        )))
+}
+
 impl Rounds {
     /// Open the rounds kept in `dir` (`None`: in memory).
     pub fn open(dir: Option<&Path>) -> Result<Self, AggError> {
@@ -78,9 +107,32 @@ impl Rounds {
                 req.committee_keys.len()
             )));
         }
+        if req.committee_signing_keys.len() != req.committee_keys.len() {
+            return Err(AggError::BadRequest(format!(
+                "one signing key per committee member: {} sealing keys, {} signing keys",
+                req.committee_keys.len(),
+                req.committee_signing_keys.len()
+            )));
+        }
         if req.deadline_unix_ms <= now {
             return Err(AggError::BadRequest(
                 "the deadline has already passed".into(),
+            ));
+        }
+        let check_window = match req.check_window_ms {
+            0 => DEFAULT_CHECK_WINDOW_MS,
+            w => u64::from(w),
+        };
+        let member_deadline = match req.member_deadline_unix_ms {
+            0 => req
+                .deadline_unix_ms
+                .saturating_add(DEFAULT_MEMBER_WINDOW_MS),
+            d => d,
+        };
+        if member_deadline <= req.deadline_unix_ms.saturating_add(check_window) {
+            return Err(AggError::BadRequest(
+                "the member deadline must come after the clients' deadline plus the check window"
+                    .into(),
             ));
         }
         let keys = req
@@ -89,6 +141,12 @@ impl Rounds {
             .map(|k| SealPublicKey::from_bytes(k))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| AggError::BadRequest(format!("committee key: {e}")))?;
+        let mut signers = Vec::with_capacity(32 * keys.len());
+        for k in &req.committee_signing_keys {
+            let v = VerifierKey::from_bytes(k)
+                .map_err(|e| AggError::BadRequest(format!("committee signing key: {e}")))?;
+            signers.extend_from_slice(&v.to_bytes());
+        }
         let threshold = u16::try_from(req.threshold)
             .map_err(|_| AggError::BadRequest("threshold too large".into()))?;
         let mut params = RoundParams::new(
@@ -100,6 +158,9 @@ impl Rounds {
         )?;
         if req.min_clients > 1 {
             params = params.with_min_clients(req.min_clients)?;
+        }
+        if req.verifiable {
+            params = params.verifiable()?;
         }
         let mut id = [0u8; 32];
         let mut seed = [0u8; 32];
@@ -115,33 +176,97 @@ impl Rounds {
             submitted: 0,
             result: None,
             error: None,
+            signers,
+            member_deadline_ms: member_deadline,
+            check_window_ms: check_window,
+            check_deadline_ms: 0,
+            excluded: Vec::new(),
         };
         store::insert(&self.store.lock(), &row)?;
-        tracing::info!(round = %short(&id), "round created");
-        Ok(info(&row, &[]))
+        tracing::info!(round = %short(&id), verifiable = req.verifiable, "round created");
+        Ok(info(&row, &[], &[]))
     }
 
     fn load(&self, c: &rusqlite::Connection, id: &[u8; 32]) -> Result<RoundRow, AggError> {
         store::get(c, id)?.ok_or_else(|| AggError::NotFound(short(id)))
     }
 
-    /// Close collection if the deadline passed or the round is full (the present set is then
-    /// declared and fixed). Returns the row as it is now.
+    /// Move the round along its deadlines: close collection at the clients' deadline or when
+    /// `N` clients arrived; declare the set (excluding reported clients) when every member
+    /// reported on its shares or the check window ended; fail a round still short of `t + 1`
+    /// answers at the member deadline. Returns the row as it is now.
     fn advance(
         &self,
         c: &rusqlite::Connection,
         mut row: RoundRow,
         now: u64,
     ) -> Result<RoundRow, AggError> {
-        if row.state != state::COLLECTING {
-            return Ok(row);
+        loop {
+            match row.state.as_str() {
+                state::COLLECTING => {
+                    let round = parse_round(&row)?;
+                    if now < row.deadline_ms && row.submitted < round.params().max_clients() {
+                        return Ok(row);
+                    }
+                    row.state = state::CHECKING.into();
+                    row.check_deadline_ms = now.saturating_add(row.check_window_ms);
+                    store::update(c, &row)?;
+                    tracing::info!(round = %short(&row.id), clients = row.submitted, "collection closed");
+                }
+                state::CHECKING => {
+                    let round = parse_round(&row)?;
+                    let checks = store::checks(c, &row.id)?;
+                    let all = checks.len() == usize::from(round.params().committee());
+                    let too_few = row.submitted < round.params().min_clients();
+                    if !(all || too_few || now >= row.check_deadline_ms) {
+                        return Ok(row);
+                    }
+                    row = self.declare(c, row, &round, &checks)?;
+                }
+                state::AWAITING => {
+                    if now < row.member_deadline_ms {
+                        return Ok(row);
+                    }
+                    let round = parse_round(&row)?;
+                    let have = awaiting(&round, &row)?.members().count();
+                    row.state = state::FAILED.into();
+                    row.error = Some(format!(
+                        "the member deadline passed with {have} of the {} member answers needed; no sum is released",
+                        round.params().threshold() + 1
+                    ));
+                    store::update(c, &row)?;
+                    tracing::info!(round = %short(&row.id), "member deadline passed");
+                    return Ok(row);
+                }
+                _ => return Ok(row),
+            }
         }
-        let round = parse_round(&row)?;
-        if now < row.deadline_ms && row.submitted < round.params().max_clients() {
-            return Ok(row);
+    }
+
+    /// Exclude the clients reported bad by a member, then declare the present set.
+    fn declare(
+        &self,
+        c: &rusqlite::Connection,
+        mut row: RoundRow,
+        round: &Round,
+        checks: &[(u16, Vec<u64>)],
+    ) -> Result<RoundRow, AggError> {
+        let mut server = collecting(round, &row)?;
+        let accepted: BTreeSet<u64> = server.clients().collect();
+        let bad: BTreeSet<u64> = checks
+            .iter()
+            .flat_map(|(_, b)| b.iter().copied())
+            .filter(|c| accepted.contains(c))
+            .collect();
+        let tx = c.unchecked_transaction()?;
+        for &client in &bad {
+            let bytes = store::message(&tx, &row.id, client)?
+                .ok_or(AggError::CorruptStore("client message"))?;
+            let msg = ClientMessage::from_bytes(round, &bytes)
+                .map_err(|_| AggError::CorruptStore("client message"))?;
+            server.exclude(&msg)?;
         }
-        let server = ServerCollecting::restore(&round, &row.snapshot)
-            .map_err(|_| AggError::CorruptStore("collecting snapshot"))?;
+        row.excluded = bad.into_iter().collect();
         match server.close() {
             Ok(awaiting) => {
                 row.state = state::AWAITING.into();
@@ -149,11 +274,20 @@ impl Rounds {
             }
             Err(e) => {
                 row.state = state::FAILED.into();
-                row.error = Some(e.to_string());
+                row.error = Some(format!("{e}; no sum is released"));
             }
         }
-        store::update(c, &row)?;
-        tracing::info!(round = %short(&row.id), state = %row.state, "collection closed");
+        if !round.params().is_verifiable() || row.state == state::FAILED {
+            store::delete_messages(&tx, &row.id)?;
+        }
+        store::update(&tx, &row)?;
+        tx.commit()?;
+        tracing::info!(
+            round = %short(&row.id),
+            state = %row.state,
+            excluded = row.excluded.len(),
+            "client set declared"
+        );
         Ok(row)
     }
 
@@ -164,7 +298,15 @@ impl Rounds {
         let row = self.load(&c, &id)?;
         let row = self.advance(&c, row, now)?;
         let members = answered(&row)?;
-        Ok(info(&row, &members))
+        let checked: Vec<u32> = if row.state == state::CHECKING {
+            store::checks(&c, &id)?
+                .into_iter()
+                .map(|(m, _)| u32::from(m))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Ok(info(&row, &members, &checked))
     }
 
     /// A client's one message.
@@ -180,19 +322,21 @@ impl Rounds {
         if row.state != state::COLLECTING {
             return Err(AggError::State {
                 round: short(&id),
-                reason: format!("no longer accepts clients (state {})", row.state),
+                reason: format!(
+                    "the clients' deadline has passed or the round is full: no longer accepts clients (state {})",
+                    row.state
+                ),
             });
         }
         let round = parse_round(&row)?;
         if req.message.len() != ClientMessage::encoded_len(&round) {
             return Err(AggError::Round(veilgrid_aggregation::Error::Malformed {
                 what: "client message",
-                reason: "wrong size for this round",
+                reason: "wrong size for this round (wrong vector length, or another round's message)",
             }));
         }
         let msg = ClientMessage::from_bytes(&round, &req.message)?;
-        let mut server = ServerCollecting::restore(&round, &row.snapshot)
-            .map_err(|_| AggError::CorruptStore("collecting snapshot"))?;
+        let mut server = collecting(&round, &row)?;
         server.accept(&msg)?;
         row.snapshot = server.snapshot();
         row.submitted += 1;
@@ -203,6 +347,9 @@ impl Rounds {
                 .ok_or(AggError::CorruptStore("sealed share"))?;
             store::insert_share(&tx, &id, msg.client(), member, sealed)?;
         }
+        // Kept until the set is declared (a member may report the client's share as bad, and
+        // excluding it needs its masked vector); in verifiable rounds, for the audit transcript.
+        store::insert_message(&tx, &id, msg.client(), &req.message)?;
         store::update(&tx, &row)?;
         tx.commit()?;
         let row = self.advance(&c, row, now)?;
@@ -212,7 +359,8 @@ impl Rounds {
         })
     }
 
-    /// Closed rounds on whose committee `member_key` sits and which it has not answered.
+    /// Rounds on whose committee `member_key` sits with work for it: share checks (state
+    /// `checking`, not yet reported) and answers (state `awaiting_members`, not yet answered).
     pub fn member_work(
         &self,
         req: &pb::MemberWorkRequest,
@@ -221,18 +369,46 @@ impl Rounds {
         let key = SealPublicKey::from_bytes(&req.member_key)
             .map_err(|e| AggError::BadRequest(format!("member key: {e}")))?;
         let c = self.store.lock();
-        for row in store::in_state(&c, state::COLLECTING)? {
-            self.advance(&c, row, now)?;
+        for st in [state::COLLECTING, state::CHECKING, state::AWAITING] {
+            for row in store::in_state(&c, st)? {
+                self.advance(&c, row, now)?;
+            }
         }
         let mut rounds = Vec::new();
+        for row in store::in_state(&c, state::CHECKING)? {
+            let round = parse_round(&row)?;
+            let Some(pos) = round.committee().iter().position(|k| *k == key) else {
+                continue;
+            };
+            let member = pos as u16 + 1;
+            if store::checks(&c, &row.id)?
+                .iter()
+                .any(|(m, _)| *m == member)
+            {
+                continue;
+            }
+            let shares = store::shares_for(&c, &row.id, member)?
+                .into_iter()
+                .map(|(client, sealed)| pb::SealedShare {
+                    client,
+                    sealed: sealed.into(),
+                })
+                .collect();
+            rounds.push(pb::RoundWork {
+                round: row.round.clone().into(),
+                member: u32::from(member),
+                present_set: Default::default(),
+                shares,
+                phase: "check".into(),
+            });
+        }
         for row in store::in_state(&c, state::AWAITING)? {
             let round = parse_round(&row)?;
             let Some(pos) = round.committee().iter().position(|k| *k == key) else {
                 continue;
             };
             let member = pos as u16 + 1;
-            let awaiting = ServerAwaitingMembers::restore(&round, &row.snapshot)
-                .map_err(|_| AggError::CorruptStore("awaiting snapshot"))?;
+            let awaiting = awaiting(&round, &row)?;
             if awaiting.members().any(|m| m == member) {
                 continue;
             }
@@ -250,9 +426,63 @@ impl Rounds {
                 member: u32::from(member),
                 present_set: present.to_bytes().into(),
                 shares,
+                phase: "answer".into(),
             });
         }
         Ok(pb::MemberWorkResponse { rounds })
+    }
+
+    /// A member's signed report of the clients whose shares did not open. Reported clients are
+    /// excluded when the set is declared; the round goes on for the others.
+    pub fn member_check(
+        &self,
+        req: &pb::MemberCheckRequest,
+        now: u64,
+    ) -> Result<pb::MemberCheckResponse, AggError> {
+        let id = id32("round id", &req.round_id)?;
+        let c = self.store.lock();
+        let row = self.load(&c, &id)?;
+        let row = self.advance(&c, row, now)?;
+        if row.state != state::CHECKING {
+            return Err(AggError::State {
+                round: short(&id),
+                reason: format!(
+                    "does not take share reports (state {}; reports are taken between the clients' deadline and the end of the check window)",
+                    row.state
+                ),
+            });
+        }
+        let round = parse_round(&row)?;
+        let member = member_index(&round, req.member)?;
+        let bad: Vec<u64> = req.bad.iter().map(|b| b.client).collect();
+        if bad.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(AggError::BadRequest(
+                "reported clients must be strictly increasing".into(),
+            ));
+        }
+        signing::verify(
+            &row.signers,
+            member,
+            "share report",
+            &signing::check_bytes(&id, member, &bad),
+            &req.signature,
+        )?;
+        let accepted: BTreeSet<u64> = collecting(&round, &row)?.clients().collect();
+        if let Some(c) = bad.iter().find(|c| !accepted.contains(c)) {
+            return Err(AggError::BadRequest(format!(
+                "member {member} reports client {c}, which the round did not accept"
+            )));
+        }
+        if store::checks(&c, &id)?.iter().any(|(m, _)| *m == member) {
+            return Err(AggError::DuplicateCheck(member));
+        }
+        store::insert_check(&c, &id, member, &bad, &req.signature)?;
+        for b in &req.bad {
+            tracing::warn!(round = %short(&id), member, client = b.client, reason = %b.reason, "bad share reported");
+        }
+        let checked = store::checks(&c, &id)?.len() as u32;
+        self.advance(&c, row, now)?;
+        Ok(pb::MemberCheckResponse { checked })
     }
 
     /// A member's one message. Once `t + 1` members answered the sum is computed and kept.
@@ -266,9 +496,17 @@ impl Rounds {
         let row = self.load(&c, &id)?;
         let mut row = self.advance(&c, row, now)?;
         if row.state != state::AWAITING {
+            let late = now >= row.member_deadline_ms;
             return Err(AggError::State {
                 round: short(&id),
-                reason: format!("does not take member answers (state {})", row.state),
+                reason: if late {
+                    format!(
+                        "the member deadline has passed: late answers are ignored (state {})",
+                        row.state
+                    )
+                } else {
+                    format!("does not take member answers (state {})", row.state)
+                },
             });
         }
         let round = parse_round(&row)?;
@@ -279,8 +517,15 @@ impl Rounds {
             }));
         }
         let msg = MemberMessage::from_bytes(&round, &req.message)?;
-        let mut awaiting = ServerAwaitingMembers::restore(&round, &row.snapshot)
-            .map_err(|_| AggError::CorruptStore("awaiting snapshot"))?;
+        let member = member_index(&round, u32::from(msg.member()))?;
+        signing::verify(
+            &row.signers,
+            member,
+            "answer",
+            &signing::answer_bytes(&id, &req.message),
+            &req.signature,
+        )?;
+        let mut awaiting = awaiting(&round, &row)?;
         awaiting.accept_member(&msg)?;
         let answered = awaiting.members().count() as u32;
         let needed = u32::from(round.params().threshold()) + 1;
@@ -289,12 +534,32 @@ impl Rounds {
             let members: Vec<u32> = awaiting.members().map(u32::from).collect();
             match awaiting.finish() {
                 Ok(r) => {
+                    let (blindings, transcript) = match &r.blindings {
+                        Some(b) => {
+                            let msgs = store::messages(&c, &id)?
+                                .iter()
+                                .map(|m| ClientMessage::from_bytes(&round, m))
+                                .collect::<Result<Vec<_>, _>>()
+                                .map_err(|_| AggError::CorruptStore("client message"))?;
+                            let t = AuditTranscript::from_round(&msgs, &r)?;
+                            (
+                                b.iter()
+                                    .map(|s| bytes::Bytes::copy_from_slice(s.as_bytes()))
+                                    .collect(),
+                                t.to_bytes(&round).into(),
+                            )
+                        }
+                        None => (Vec::new(), Default::default()),
+                    };
                     row.state = state::FINISHED.into();
                     row.result = Some(
                         pb::ResultResponse {
                             sum: r.sum,
                             counted: r.counted,
                             members,
+                            blindings,
+                            transcript,
+                            excluded: row.excluded.clone(),
                         }
                         .encode_to_vec(),
                     );
@@ -304,6 +569,7 @@ impl Rounds {
                     row.error = Some(e.to_string());
                 }
             }
+            store::delete_messages(&c, &id)?;
             tracing::info!(round = %short(&id), state = %row.state, "round ended");
         }
         store::update(&c, &row)?;
@@ -335,12 +601,17 @@ impl Rounds {
                 round: short(&id),
                 reason: format!("still collecting ({} clients so far)", row.submitted),
             }),
+            state::CHECKING => Err(AggError::State {
+                round: short(&id),
+                reason: format!(
+                    "members are checking their shares ({} clients accepted)",
+                    row.submitted
+                ),
+            }),
             _ => {
                 // Let the math say how many members are missing (it releases nothing).
                 let round = parse_round(&row)?;
-                let awaiting = ServerAwaitingMembers::restore(&round, &row.snapshot)
-                    .map_err(|_| AggError::CorruptStore("awaiting snapshot"))?;
-                match awaiting.finish() {
+                match awaiting(&round, &row)?.finish() {
                     Err(e) => Err(AggError::Round(e)),
                     Ok(_) => Err(AggError::CorruptStore("finishable round left awaiting")),
                 }
@@ -354,12 +625,13 @@ fn answered(row: &RoundRow) -> Result<Vec<u32>, AggError> {
         return Ok(Vec::new());
     }
     let round = parse_round(row)?;
-    let awaiting = ServerAwaitingMembers::restore(&round, &row.snapshot)
-        .map_err(|_| AggError::CorruptStore("awaiting snapshot"))?;
-    Ok(awaiting.members().map(u32::from).collect())
+    Ok(awaiting(&round, row)?.members().map(u32::from).collect())
 }
 
-fn info(row: &RoundRow, members: &[u32]) -> pb::RoundInfo {
+fn info(row: &RoundRow, members: &[u32], checked: &[u32]) -> pb::RoundInfo {
+    let verifiable = Round::from_bytes(&row.round)
+        .map(|r| r.params().is_verifiable())
+        .unwrap_or(false);
     pb::RoundInfo {
         round_id: row.id.to_vec().into(),
         round: row.round.clone().into(),
@@ -368,5 +640,10 @@ fn info(row: &RoundRow, members: &[u32]) -> pb::RoundInfo {
         submitted: row.submitted,
         members_answered: members.to_vec(),
         error: row.error.clone().unwrap_or_default(),
+        member_deadline_unix_ms: row.member_deadline_ms,
+        verifiable,
+        excluded: row.excluded.clone(),
+        check_deadline_unix_ms: row.check_deadline_ms,
+        members_checked: checked.to_vec(),
     }
 }

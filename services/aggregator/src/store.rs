@@ -1,7 +1,8 @@
 //! Round state in SQLite (WAL) under the data directory: the public round description, the
 //! server's snapshot (running sum of masked vectors, accepted clients, member answers), the sealed
-//! shares to hand to each member, and the result. Nothing stored is secret: shares stay sealed to
-//! the members' keys.
+//! shares to hand to each member, the members' signed share reports, the client messages while
+//! an exclusion may still need them (and, in verifiable rounds, for the audit transcript), and the
+//! result. Nothing stored is secret: shares stay sealed to the members' keys.
 
 use std::{path::Path, sync::Mutex};
 
@@ -9,7 +10,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::AggError;
 
-const MIGRATIONS: &[&str] = &[r"
+const MIGRATIONS: &[&str] = &[
+    r"
     CREATE TABLE rounds (
         id BLOB PRIMARY KEY,
         round BLOB NOT NULL,
@@ -27,7 +29,29 @@ const MIGRATIONS: &[&str] = &[r"
         sealed BLOB NOT NULL,
         PRIMARY KEY (round_id, member, client)
     );
-"];
+",
+    // Signed member reports and answers, member deadline, share check, exclusion.
+    r"
+    ALTER TABLE rounds ADD COLUMN signers BLOB NOT NULL DEFAULT x'';
+    ALTER TABLE rounds ADD COLUMN member_deadline_ms INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE rounds ADD COLUMN check_window_ms INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE rounds ADD COLUMN check_deadline_ms INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE rounds ADD COLUMN excluded BLOB NOT NULL DEFAULT x'';
+    CREATE TABLE messages (
+        round_id BLOB NOT NULL,
+        client INTEGER NOT NULL,
+        message BLOB NOT NULL,
+        PRIMARY KEY (round_id, client)
+    );
+    CREATE TABLE checks (
+        round_id BLOB NOT NULL,
+        member INTEGER NOT NULL,
+        bad BLOB NOT NULL,
+        signature BLOB NOT NULL,
+        PRIMARY KEY (round_id, member)
+    );
+",
+];
 
 /// A round's row.
 #[derive(Debug, Clone)]
@@ -40,6 +64,14 @@ pub(crate) struct RoundRow {
     pub(crate) submitted: u32,
     pub(crate) result: Option<Vec<u8>>,
     pub(crate) error: Option<String>,
+    /// The members' Ed25519 keys, 32 bytes each, in committee order.
+    pub(crate) signers: Vec<u8>,
+    pub(crate) member_deadline_ms: u64,
+    pub(crate) check_window_ms: u64,
+    /// When the share check ends (0 while collecting).
+    pub(crate) check_deadline_ms: u64,
+    /// Clients excluded after a bad-share report.
+    pub(crate) excluded: Vec<u64>,
 }
 
 /// The SQLite store.
@@ -72,54 +104,67 @@ impl Store {
     }
 }
 
-fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Vec<u8>, RoundRowRest)> {
+fn u64s_to_blob(v: &[u64]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn blob_to_u64s(b: &[u8]) -> Result<Vec<u64>, AggError> {
+    if !b.len().is_multiple_of(8) {
+        return Err(AggError::CorruptStore("client list"));
+    }
+    Ok(b.chunks_exact(8)
+        .map(|c| {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(c);
+            u64::from_le_bytes(a)
+        })
+        .collect())
+}
+
+fn nonneg(v: i64) -> u64 {
+    v.max(0) as u64
+}
+
+type Raw = (RoundRow, Vec<u8>, Vec<u8>);
+
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Raw> {
     Ok((
-        r.get(0)?,
-        (
-            r.get(1)?,
-            r.get(2)?,
-            r.get(3)?,
-            r.get(4)?,
-            r.get(5)?,
-            r.get(6)?,
-            r.get(7)?,
-        ),
+        RoundRow {
+            id: [0; 32],
+            round: r.get("round")?,
+            deadline_ms: nonneg(r.get("deadline_ms")?),
+            state: r.get("state")?,
+            snapshot: r.get("snapshot")?,
+            submitted: nonneg(r.get("submitted")?).min(u64::from(u32::MAX)) as u32,
+            result: r.get("result")?,
+            error: r.get("error")?,
+            signers: r.get("signers")?,
+            member_deadline_ms: nonneg(r.get("member_deadline_ms")?),
+            check_window_ms: nonneg(r.get("check_window_ms")?),
+            check_deadline_ms: nonneg(r.get("check_deadline_ms")?),
+            excluded: Vec::new(),
+        },
+        r.get("id")?,
+        r.get("excluded")?,
     ))
 }
 
-type RoundRowRest = (
-    Vec<u8>,
-    i64,
-    String,
-    Vec<u8>,
-    i64,
-    Option<Vec<u8>>,
-    Option<String>,
-);
-
-fn to_row((id, rest): (Vec<u8>, RoundRowRest)) -> Result<RoundRow, AggError> {
-    let (round, deadline, state, snapshot, submitted, result, error) = rest;
-    Ok(RoundRow {
-        id: id
-            .try_into()
-            .map_err(|_| AggError::CorruptStore("round id"))?,
-        round,
-        deadline_ms: deadline.max(0) as u64,
-        state,
-        snapshot,
-        submitted: submitted.clamp(0, i64::from(u32::MAX)) as u32,
-        result,
-        error,
-    })
+fn to_row((mut row, id, excluded): Raw) -> Result<RoundRow, AggError> {
+    row.id = id
+        .try_into()
+        .map_err(|_| AggError::CorruptStore("round id"))?;
+    row.excluded = blob_to_u64s(&excluded)?;
+    Ok(row)
 }
 
-const SELECT: &str =
-    "SELECT id, round, deadline_ms, state, snapshot, submitted, result, error FROM rounds";
+const SELECT: &str = "SELECT id, round, deadline_ms, state, snapshot, submitted, result, error,
+     signers, member_deadline_ms, check_window_ms, check_deadline_ms, excluded FROM rounds";
 
 pub(crate) fn insert(c: &Connection, r: &RoundRow) -> Result<(), AggError> {
     c.execute(
-        "INSERT INTO rounds (id, round, deadline_ms, state, snapshot, submitted, result, error)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO rounds (id, round, deadline_ms, state, snapshot, submitted, result, error,
+             signers, member_deadline_ms, check_window_ms, check_deadline_ms, excluded)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
         params![
             &r.id[..],
             r.round,
@@ -128,7 +173,12 @@ pub(crate) fn insert(c: &Connection, r: &RoundRow) -> Result<(), AggError> {
             r.snapshot,
             i64::from(r.submitted),
             r.result,
-            r.error
+            r.error,
+            r.signers,
+            r.member_deadline_ms as i64,
+            r.check_window_ms as i64,
+            r.check_deadline_ms as i64,
+            u64s_to_blob(&r.excluded),
         ],
     )?;
     Ok(())
@@ -136,7 +186,8 @@ pub(crate) fn insert(c: &Connection, r: &RoundRow) -> Result<(), AggError> {
 
 pub(crate) fn update(c: &Connection, r: &RoundRow) -> Result<(), AggError> {
     c.execute(
-        "UPDATE rounds SET state = ?2, snapshot = ?3, submitted = ?4, result = ?5, error = ?6
+        "UPDATE rounds SET state = ?2, snapshot = ?3, submitted = ?4, result = ?5, error = ?6,
+             check_deadline_ms = ?7, excluded = ?8
          WHERE id = ?1",
         params![
             &r.id[..],
@@ -144,7 +195,9 @@ pub(crate) fn update(c: &Connection, r: &RoundRow) -> Result<(), AggError> {
             r.snapshot,
             i64::from(r.submitted),
             r.result,
-            r.error
+            r.error,
+            r.check_deadline_ms as i64,
+            u64s_to_blob(&r.excluded),
         ],
     )?;
     Ok(())
@@ -195,6 +248,77 @@ pub(crate) fn shares_for(
     let mut out = Vec::new();
     for r in rows {
         out.push(r?);
+    }
+    Ok(out)
+}
+
+pub(crate) fn insert_message(
+    c: &Connection,
+    round: &[u8; 32],
+    client: u64,
+    message: &[u8],
+) -> Result<(), AggError> {
+    c.execute(
+        "INSERT INTO messages (round_id, client, message) VALUES (?1, ?2, ?3)",
+        params![&round[..], client as i64, message],
+    )?;
+    Ok(())
+}
+
+pub(crate) fn message(
+    c: &Connection,
+    round: &[u8; 32],
+    client: u64,
+) -> Result<Option<Vec<u8>>, AggError> {
+    Ok(c.query_row(
+        "SELECT message FROM messages WHERE round_id = ?1 AND client = ?2",
+        params![&round[..], client as i64],
+        |r| r.get(0),
+    )
+    .optional()?)
+}
+
+/// Every stored client message of the round, by client.
+pub(crate) fn messages(c: &Connection, round: &[u8; 32]) -> Result<Vec<Vec<u8>>, AggError> {
+    let mut st = c.prepare("SELECT message FROM messages WHERE round_id = ?1 ORDER BY client")?;
+    let rows = st.query_map([&round[..]], |r| r.get::<_, Vec<u8>>(0))?;
+    let mut out = Vec::new();
+    for r in rows {
+        out.push(r?);
+    }
+    Ok(out)
+}
+
+pub(crate) fn delete_messages(c: &Connection, round: &[u8; 32]) -> Result<(), AggError> {
+    c.execute("DELETE FROM messages WHERE round_id = ?1", [&round[..]])?;
+    Ok(())
+}
+
+pub(crate) fn insert_check(
+    c: &Connection,
+    round: &[u8; 32],
+    member: u16,
+    bad: &[u64],
+    signature: &[u8],
+) -> Result<(), AggError> {
+    c.execute(
+        "INSERT INTO checks (round_id, member, bad, signature) VALUES (?1, ?2, ?3, ?4)",
+        params![&round[..], i64::from(member), u64s_to_blob(bad), signature],
+    )?;
+    Ok(())
+}
+
+/// The members that reported, each with the clients it reported as bad.
+pub(crate) fn checks(c: &Connection, round: &[u8; 32]) -> Result<Vec<(u16, Vec<u64>)>, AggError> {
+    let mut st = c.prepare("SELECT member, bad FROM checks WHERE round_id = ?1 ORDER BY member")?;
+    let rows = st.query_map([&round[..]], |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
+    })?;
+    let mut out = Vec::new();
+    for r in rows {
+        let (m, bad) = r?;
+        let m = u16::try_from(m).map_err(|_| AggError::CorruptStore("member index"))?;
+        out.push((m, blob_to_u64s(&bad)?));
     }
     Ok(out)
 }

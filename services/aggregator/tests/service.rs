@@ -13,6 +13,7 @@ use veilgrid_aggregator::{
     AggError, AggregatorConfig,
     client::{self, AggClient},
     member::{Member, Outcome},
+    signing,
 };
 use veilgrid_kit::{
     Shutdown,
@@ -125,6 +126,27 @@ fn answered(outcomes: &[Outcome]) -> usize {
         .count()
 }
 
+/// Let `members` work (check their shares, then answer) until `want` of them answered or 10 s
+/// passed; the number of answers.
+async fn settle_until(members: &[Arc<Member>], want: usize) -> usize {
+    let mut done = vec![false; members.len()];
+    let give_up = tokio::time::Instant::now() + Duration::from_secs(10);
+    while done.iter().filter(|d| **d).count() < want && tokio::time::Instant::now() < give_up {
+        for (m, d) in members.iter().zip(done.iter_mut()) {
+            if !*d && answered(&m.work_once().await.unwrap()) > 0 {
+                *d = true;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    done.iter().filter(|d| **d).count()
+}
+
+/// [`settle_until`] every member answered.
+async fn settle(members: &[Arc<Member>]) -> usize {
+    settle_until(members, members.len()).await
+}
+
 struct RouterRound {
     sd: Shutdown,
     agg: Agg,
@@ -148,18 +170,18 @@ async fn router_round() -> RouterRound {
     assert_eq!(keys.len(), 5);
     let mut client = AggClient::via_router(&router).unwrap();
     let deadline = now_ms() + 1500;
-    let info = client
-        .create_round(pb::CreateRoundRequest {
-            length: 16,
-            bits: 12,
-            max_clients: 8,
-            threshold: 2,
-            committee_keys: keys,
-            deadline_unix_ms: deadline,
-            min_clients: 0,
-        })
-        .await
-        .unwrap();
+    let mut req = pb::CreateRoundRequest {
+        length: 16,
+        bits: 12,
+        max_clients: 8,
+        threshold: 2,
+        deadline_unix_ms: deadline,
+        member_deadline_unix_ms: deadline + 20_000,
+        check_window_ms: 300,
+        ..Default::default()
+    };
+    client::CommitteeKeys::fill(&keys, &mut req);
+    let info = client.create_round(req).await.unwrap();
     assert_eq!(info.state, "collecting");
     let inputs = random_inputs(6, 16, 12);
     for (i, x) in inputs.iter().enumerate() {
@@ -192,10 +214,9 @@ async fn round_through_router_with_dropouts_late_client_and_silent_members() {
     let late = client::build_submission(&r.info, 9, &[1; 16]).unwrap();
     let err = r.client.submit(late).await.unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
-    // Three of five members answer; two stay silent.
-    for m in &r.members[..3] {
-        assert_eq!(answered(&m.work_once().await.unwrap()), 1);
-    }
+    // Three of five members answer; two stay silent (they neither check nor answer, so the
+    // set is declared when the check window ends).
+    assert_eq!(settle(&r.members[..3]).await, 3);
     let res = r.client.result(&r.info.round_id).await.unwrap();
     assert_eq!(res.sum, plain_sum(&r.inputs));
     assert_eq!(res.counted, (1..=6).collect::<Vec<u64>>());
@@ -213,17 +234,15 @@ async fn round_through_router_with_dropouts_late_client_and_silent_members() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fewer_than_t_plus_one_members_release_nothing() {
     let mut r = router_round().await;
-    for m in &r.members[..2] {
-        assert_eq!(answered(&m.work_once().await.unwrap()), 1);
-    }
+    assert_eq!(settle(&r.members[..2]).await, 2);
     let err = r.client.result(&r.info.round_id).await.unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
     assert!(err.message().contains("no sum is released"), "{err:?}");
     let info = r.client.get_round(&r.info.round_id).await.unwrap();
     assert_eq!(info.state, "awaiting_members");
     assert_eq!(info.members_answered.len(), 2);
-    // A third member arrives later: now the sum is released.
-    assert_eq!(answered(&r.members[4].work_once().await.unwrap()), 1);
+    // A third member arrives later (before the member deadline): now the sum is released.
+    assert_eq!(settle(&r.members[4..]).await, 1);
     let res = r.client.result(&r.info.round_id).await.unwrap();
     assert_eq!(res.sum, plain_sum(&r.inputs));
     r.agg.stop().await;
@@ -240,6 +259,12 @@ fn keys(ids: &[Arc<Identity>]) -> Vec<Bytes> {
         .collect()
 }
 
+fn signing_keys(ids: &[Arc<Identity>]) -> Vec<Bytes> {
+    ids.iter()
+        .map(|i| Bytes::copy_from_slice(&i.provider_id()))
+        .collect()
+}
+
 fn create_req(ids: &[Arc<Identity>], length: u32, max_clients: u32) -> pb::CreateRoundRequest {
     pb::CreateRoundRequest {
         length,
@@ -247,8 +272,10 @@ fn create_req(ids: &[Arc<Identity>], length: u32, max_clients: u32) -> pb::Creat
         max_clients,
         threshold: 1,
         committee_keys: keys(ids),
+        committee_signing_keys: signing_keys(ids),
         deadline_unix_ms: now_ms() + 60_000,
-        min_clients: 0,
+        check_window_ms: 300,
+        ..Default::default()
     }
 }
 
@@ -344,29 +371,47 @@ async fn bad_inputs_get_the_right_codes_and_do_not_corrupt_the_round() {
         Code::FailedPrecondition
     );
 
+    // Collection closed: members check their shares first (all good), then the set is declared.
+    let m2 = Member::new(ids[1].clone(), c.clone());
+    let m3 = Member::new(ids[2].clone(), c.clone());
+    let m1 = Member::new(ids[0].clone(), c.clone());
+    for m in [&m1, &m2, &m3] {
+        let o = m.work_once().await.unwrap();
+        assert!(
+            matches!(&o[..], [Outcome::Checked(_, bad)] if bad.is_empty()),
+            "{o:?}"
+        );
+    }
+
     // A member summing over a set other than the declared one is refused.
     let work = c.member_work(&ids[0].seal_public()).await.unwrap();
     assert_eq!(work.rounds.len(), 1);
     let w = &work.rounds[0];
+    assert_eq!(w.phase, "answer");
     let round = Round::from_bytes(&w.round).unwrap();
     let mut cm = CommitteeMember::new(&round, w.member as u16, &ids[0].sealing).unwrap();
     for s in &w.shares {
         cm.accept_share(s.client, &s.sealed).unwrap();
     }
     let other = PresentSet::new(&round, vec![1, 2]).unwrap();
-    let msg = cm.respond(&other).unwrap();
+    let msg = cm.respond(&other).unwrap().to_bytes(&round);
+    let rid: [u8; 32] = a.round_id[..].try_into().unwrap();
+    let sig = signing::sign(&ids[0].signing, &signing::answer_bytes(&rid, &msg));
     let err = c
         .member_respond(pb::MemberRespondRequest {
             round_id: a.round_id.clone(),
-            message: msg.to_bytes(&round).into(),
+            message: msg.into(),
+            signature: Bytes::copy_from_slice(&sig),
         })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert!(
+        err.message().contains("different from the declared"),
+        "{err:?}"
+    );
 
     // Members 2 and 3 answer properly; member 2 again is a duplicate.
-    let m2 = Member::new(ids[1].clone(), c.clone());
-    let m3 = Member::new(ids[2].clone(), c.clone());
     assert_eq!(answered(&m2.work_once().await.unwrap()), 1);
     let work = c.member_work(&ids[1].seal_public()).await.unwrap();
     assert!(work.rounds.is_empty());
@@ -379,6 +424,7 @@ async fn bad_inputs_get_the_right_codes_and_do_not_corrupt_the_round() {
         .member_respond(pb::MemberRespondRequest {
             round_id: a.round_id.clone(),
             message: Bytes::from_static(b"x"),
+            signature: Bytes::new(),
         })
         .await
         .unwrap_err();
@@ -414,7 +460,26 @@ async fn rounds_survive_restarts_mid_round() {
     c.submit(client::build_submission(&seen, 3, &inputs[2]).unwrap())
         .await
         .unwrap();
+    // The round is full: members check; one report arrives before the restart.
     let m1 = Member::new(ids[0].clone(), c.clone());
+    let o = m1.work_once().await.unwrap();
+    assert!(matches!(&o[..], [Outcome::Checked(..)]), "{o:?}");
+    agg.stop().await;
+
+    // Restart while checking: the report survived, the rest of the committee checks.
+    let agg = start_aggregator(Some(dir.path().into()), None).await;
+    let mut c = AggClient::direct(&agg.url).unwrap();
+    let seen = c.get_round(&info.round_id).await.unwrap();
+    assert_eq!(seen.state, "checking");
+    assert_eq!(seen.members_checked, vec![1]);
+    let m1 = Member::new(ids[0].clone(), c.clone());
+    let m3 = Member::new(ids[2].clone(), c.clone());
+    let m2 = Member::new(ids[1].clone(), c.clone());
+    for m in [&m3, &m2] {
+        let o = m.work_once().await.unwrap();
+        assert!(matches!(&o[..], [Outcome::Checked(..)]), "{o:?}");
+    }
+    // Every member reported: the set is declared at once; m1 (fresh process) answers.
     assert_eq!(answered(&m1.work_once().await.unwrap()), 1);
     agg.stop().await;
 
@@ -435,4 +500,304 @@ async fn rounds_survive_restarts_mid_round() {
     let mut c = AggClient::direct(&agg.url).unwrap();
     assert_eq!(c.result(&info.round_id).await.unwrap(), res);
     agg.stop().await;
+}
+
+/// A client message whose sealed share for the last member is corrupted (the last bytes of a
+/// plain-round message are that share's AEAD tag, then the attachment flag).
+fn with_bad_last_share(mut req: pb::SubmitRequest) -> pb::SubmitRequest {
+    let mut b = req.message.to_vec();
+    let n = b.len();
+    b[n - 2] ^= 0x55;
+    req.message = b.into();
+    req
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_share_excludes_the_client_not_the_round() {
+    let agg = start_aggregator(None, None).await;
+    let mut c = AggClient::direct(&agg.url).unwrap();
+    let ids = identities(3);
+    let a = c.create_round(create_req(&ids, 6, 4)).await.unwrap();
+    let inputs = random_inputs(4, 6, 8);
+    for (i, x) in inputs.iter().enumerate() {
+        let mut req = client::build_submission(&a, i as u64 + 1, x).unwrap();
+        if i == 1 {
+            // The server cannot open shares: it accepts the message.
+            req = with_bad_last_share(req);
+        }
+        c.submit(req).await.unwrap();
+    }
+    let rid: [u8; 32] = a.round_id[..].try_into().unwrap();
+    let members: Vec<_> = ids
+        .iter()
+        .map(|i| Member::new(i.clone(), c.clone()))
+        .collect();
+
+    // Reports that are not the member's own are refused and change nothing.
+    let forged = signing::sign(&ids[0].signing, &signing::check_bytes(&rid, 2, &[3]));
+    let err = c
+        .member_check(pb::MemberCheckRequest {
+            round_id: a.round_id.clone(),
+            member: 2,
+            bad: vec![pb::BadShare {
+                client: 3,
+                reason: "forged".into(),
+            }],
+            signature: Bytes::copy_from_slice(&forged),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
+    // A member reporting a client the round never accepted.
+    let sig = signing::sign(&ids[0].signing, &signing::check_bytes(&rid, 1, &[77]));
+    let err = c
+        .member_check(pb::MemberCheckRequest {
+            round_id: a.round_id.clone(),
+            member: 1,
+            bad: vec![pb::BadShare {
+                client: 77,
+                reason: String::new(),
+            }],
+            signature: Bytes::copy_from_slice(&sig),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+
+    // Members 1 and 2 find nothing wrong; member 3 reports client 2.
+    let mut reports = Vec::new();
+    for (i, m) in members.iter().enumerate() {
+        match &m.work_once().await.unwrap()[..] {
+            [Outcome::Checked(_, bad)] => reports.push(bad.clone()),
+            o => panic!("{o:?}"),
+        }
+        if i == 0 {
+            // A second report from member 1 is a duplicate.
+            let sig = signing::sign(&ids[0].signing, &signing::check_bytes(&rid, 1, &[2]));
+            let err = c
+                .member_check(pb::MemberCheckRequest {
+                    round_id: a.round_id.clone(),
+                    member: 1,
+                    bad: vec![pb::BadShare {
+                        client: 2,
+                        reason: String::new(),
+                    }],
+                    signature: Bytes::copy_from_slice(&sig),
+                })
+                .await
+                .unwrap_err();
+            assert_eq!(err.code(), Code::AlreadyExists, "{err:?}");
+        }
+    }
+    assert_eq!(reports, vec![vec![], vec![], vec![2]]);
+    let info = c.get_round(&a.round_id).await.unwrap();
+    assert_eq!(info.state, "awaiting_members");
+    assert_eq!(info.excluded, vec![2]);
+
+    // Every member (including the one that got the bad share) answers over the other three.
+    assert_eq!(
+        settle_until(&members, 2).await,
+        2,
+        "t + 1 = 2 answers finish the round"
+    );
+    let res = c.result(&a.round_id).await.unwrap();
+    let others: Vec<Vec<u64>> = [0, 2, 3].iter().map(|&i| inputs[i].clone()).collect();
+    assert_eq!(res.sum, plain_sum(&others));
+    assert_eq!(res.counted, vec![1, 3, 4]);
+    assert_eq!(res.excluded, vec![2]);
+    agg.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn member_answers_must_carry_the_members_signature() {
+    let agg = start_aggregator(None, None).await;
+    let mut c = AggClient::direct(&agg.url).unwrap();
+    let ids = identities(3);
+    let a = c.create_round(create_req(&ids, 4, 2)).await.unwrap();
+    c.submit(client::build_submission(&a, 1, &[1, 2, 3, 4]).unwrap())
+        .await
+        .unwrap();
+    c.submit(client::build_submission(&a, 2, &[5, 6, 7, 8]).unwrap())
+        .await
+        .unwrap();
+    let members: Vec<_> = ids
+        .iter()
+        .map(|i| Member::new(i.clone(), c.clone()))
+        .collect();
+    for m in &members {
+        m.work_once().await.unwrap();
+    }
+    // A correct share sum for member 1, signed by member 2's key: refused, slot not taken.
+    let w = c.member_work(&ids[0].seal_public()).await.unwrap();
+    let w = &w.rounds[0];
+    let round = Round::from_bytes(&w.round).unwrap();
+    let mut cm = CommitteeMember::new(&round, 1, &ids[0].sealing).unwrap();
+    for s in &w.shares {
+        cm.accept_share(s.client, &s.sealed).unwrap();
+    }
+    let present = PresentSet::from_bytes(&round, &w.present_set).unwrap();
+    let msg = cm.respond(&present).unwrap().to_bytes(&round);
+    let rid: [u8; 32] = a.round_id[..].try_into().unwrap();
+    for (signer, sig_round) in [(&ids[1], rid), (&ids[0], [9u8; 32])] {
+        let sig = signing::sign(&signer.signing, &signing::answer_bytes(&sig_round, &msg));
+        let err = c
+            .member_respond(pb::MemberRespondRequest {
+                round_id: a.round_id.clone(),
+                message: msg.clone().into(),
+                signature: Bytes::copy_from_slice(&sig),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
+    }
+    let info = c.get_round(&a.round_id).await.unwrap();
+    assert!(info.members_answered.is_empty());
+    // The members themselves still answer and the sum comes out.
+    assert_eq!(settle(&members[..2]).await, 2);
+    assert_eq!(c.result(&a.round_id).await.unwrap().sum, vec![6, 8, 10, 12]);
+    agg.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_the_member_deadline_answers_are_ignored_and_nothing_is_released() {
+    let agg = start_aggregator(None, None).await;
+    let mut c = AggClient::direct(&agg.url).unwrap();
+    let ids = identities(3);
+    let mut req = create_req(&ids, 4, 2);
+    req.threshold = 1;
+    req.deadline_unix_ms = now_ms() + 400;
+    req.check_window_ms = 200;
+    req.member_deadline_unix_ms = req.deadline_unix_ms + 1200;
+    let member_deadline = req.member_deadline_unix_ms;
+    let a = c.create_round(req).await.unwrap();
+    assert_eq!(a.member_deadline_unix_ms, member_deadline);
+    for i in 1..=2 {
+        c.submit(client::build_submission(&a, i, &[i; 4]).unwrap())
+            .await
+            .unwrap();
+    }
+    let members: Vec<_> = ids
+        .iter()
+        .map(|i| Member::new(i.clone(), c.clone()))
+        .collect();
+    for m in &members {
+        m.work_once().await.unwrap();
+    }
+    // One answer (t + 1 = 2 needed) before the member deadline.
+    assert_eq!(answered(&members[0].work_once().await.unwrap()), 1);
+    tokio::time::sleep(Duration::from_millis(
+        member_deadline.saturating_sub(now_ms()) + 50,
+    ))
+    .await;
+    let err = c.result(&a.round_id).await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    assert!(err.message().contains("member deadline"), "{err:?}");
+    assert!(err.message().contains("no sum is released"), "{err:?}");
+    // The second member is late: it gets no more work, and a late answer is refused.
+    let work = c.member_work(&ids[1].seal_public()).await.unwrap();
+    assert!(work.rounds.is_empty());
+    let err = c
+        .member_respond(pb::MemberRespondRequest {
+            round_id: a.round_id.clone(),
+            message: Bytes::from_static(b"late"),
+            signature: Bytes::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    assert!(
+        err.message().contains("late answers are ignored"),
+        "{err:?}"
+    );
+    assert_eq!(c.get_round(&a.round_id).await.unwrap().state, "failed");
+    agg.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verifiable_round_releases_a_transcript_that_audits_and_refuses_bad_proofs() {
+    use veilgrid_aggregation::AuditTranscript;
+    let agg = start_aggregator(None, None).await;
+    let mut c = AggClient::direct(&agg.url).unwrap();
+    let ids = identities(3);
+    let mut req = create_req(&ids, 4, 3);
+    req.verifiable = true;
+    let a = c.create_round(req).await.unwrap();
+    assert!(a.verifiable);
+    let inputs = random_inputs(3, 4, 8);
+    let first = client::build_submission(&a, 1, &inputs[0]).unwrap();
+    // Client 1's proof under another client id: the range proof does not verify for it.
+    let mut stolen = first.message.to_vec();
+    stolen[37..45].copy_from_slice(&99u64.to_le_bytes());
+    let err = c
+        .submit(pb::SubmitRequest {
+            round_id: a.round_id.clone(),
+            message: stolen.into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert!(err.message().contains("range proof"), "{err:?}");
+    c.submit(first).await.unwrap();
+    for (i, x) in inputs.iter().enumerate().skip(1) {
+        c.submit(client::build_submission(&a, i as u64 + 1, x).unwrap())
+            .await
+            .unwrap();
+    }
+    let members: Vec<_> = ids
+        .iter()
+        .map(|i| Member::new(i.clone(), c.clone()))
+        .collect();
+    assert_eq!(settle_until(&members, 2).await, 2);
+    let res = c.result(&a.round_id).await.unwrap();
+    assert_eq!(res.sum, plain_sum(&inputs));
+    assert_eq!(res.blindings.len(), 4);
+    // The auditor re-checks the round offline from the transcript alone.
+    let round = Round::from_bytes(&a.round).unwrap();
+    let t = AuditTranscript::from_bytes(&round, &res.transcript).unwrap();
+    t.verify(&round).unwrap();
+    assert_eq!(t.sum, res.sum);
+    assert_eq!(t.clients.len(), 3);
+    // A transcript claiming another sum does not audit.
+    let mut forged = t.clone();
+    forged.sum[0] += 1;
+    assert!(forged.verify(&round).is_err());
+    agg.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_servers_store_holds_no_share_it_can_open() {
+    use veilgrid_aggregation::round::SHARE_SEAL_INFO;
+    let dir = tempfile::tempdir().unwrap();
+    let agg = start_aggregator(Some(dir.path().into()), None).await;
+    let mut c = AggClient::direct(&agg.url).unwrap();
+    let ids = identities(3);
+    let a = c.create_round(create_req(&ids, 4, 2)).await.unwrap();
+    let round = Round::from_bytes(&a.round).unwrap();
+    for i in 1..=2 {
+        c.submit(client::build_submission(&a, i, &[i; 4]).unwrap())
+            .await
+            .unwrap();
+    }
+    agg.stop().await;
+    // Everything the server keeps, read straight from its store, with its own identity.
+    let server = Identity::load_or_create(dir.path()).unwrap();
+    let db = rusqlite::Connection::open(dir.path().join("aggregator.sqlite3")).unwrap();
+    let mut st = db
+        .prepare("SELECT client, member, sealed FROM shares")
+        .unwrap();
+    let rows: Vec<(u64, u16, Vec<u8>)> = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(rows.len(), 6);
+    for (client, member, sealed) in &rows {
+        let aad = round.share_aad(*client, *member);
+        // Neither the server's key nor another member's opens it; its own member's key does.
+        assert!(server.sealing.open(SHARE_SEAL_INFO, &aad, sealed).is_err());
+        let other = &ids[(*member as usize) % 3];
+        assert!(other.sealing.open(SHARE_SEAL_INFO, &aad, sealed).is_err());
+        let own = &ids[*member as usize - 1];
+        assert!(own.sealing.open(SHARE_SEAL_INFO, &aad, sealed).is_ok());
+    }
 }

@@ -26,6 +26,18 @@ pub enum KitError {
         /// The gRPC status returned.
         status: Status,
     },
+    /// A certificate or key (TLS, the Veilgrid CA) is missing, malformed or names
+    /// the wrong identity.
+    #[error("{what}: {reason}")]
+    Certificate {
+        /// What was being attempted.
+        what: &'static str,
+        /// Why it failed.
+        reason: String,
+    },
+    /// The embedded store failed.
+    #[error("embedded store: {0}")]
+    Store(#[from] rusqlite::Error),
     /// A gRPC transport could not be set up.
     #[error("{what}: {reason}")]
     Transport {
@@ -45,6 +57,8 @@ impl From<KitError> for Status {
                 Status::new(status.code(), format!("{what}: {}", status.message()))
             }
             KitError::Transport { .. } => Status::new(Code::Unavailable, e.to_string()),
+            KitError::Certificate { .. } => Status::unauthenticated(e.to_string()),
+            KitError::Store(_) => Status::internal(e.to_string()),
         }
     }
 }

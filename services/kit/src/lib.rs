@@ -11,11 +11,17 @@
 //! * [`registration`]: register with the router under a lease, renew it, release it
 //!   on shutdown;
 //! * [`sqlite`]: pragmas and versioned migrations of the embedded store;
+//! * [`tls`], [`tls_ca`]: mutual TLS on every hop with certificates from the Veilgrid CA
+//!   (opt-in; plaintext by default);
+//! * [`auth`], [`auth_owners`]: who is calling (from the peer certificate, or as the
+//!   router vouches over mutual TLS) and what belongs to whom;
 //! * [`echo`]: the `veilgrid/echo/v1` and `veilgrid/echo/sealed/v1` protocols.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod auth;
+pub mod auth_owners;
 pub mod chunks;
 pub mod clock;
 pub mod echo;
@@ -25,6 +31,8 @@ pub mod provider;
 pub mod registration;
 pub mod server;
 pub mod sqlite;
+pub mod tls;
+pub mod tls_ca;
 
 pub use error::KitError;
 pub use tokio_util::sync::CancellationToken as Shutdown;

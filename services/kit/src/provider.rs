@@ -31,6 +31,10 @@ pub struct Context {
     pub deadline_ms: u64,
     /// The caller's idempotency id (may be empty).
     pub idempotency_id: Bytes,
+    /// Who is calling, when the connection is mutual TLS: the identity the router
+    /// vouches for, or the peer itself ([`crate::auth::resolve`]). `None` in plaintext.
+    /// Check ownership with [`crate::auth_owners::Owners`].
+    pub caller: Option<crate::auth::Caller>,
 }
 
 /// The logic of one or more protocols.
@@ -163,8 +167,17 @@ impl ProviderService {
             .max_encoding_message_size(max)
     }
 
-    /// Complete one request (the unary and the streamed calls both end here).
+    /// Complete one request for an unidentified caller.
     pub async fn handle(&self, req: CompletionRequest) -> Result<CompletionResponse, Status> {
+        self.handle_as(req, None).await
+    }
+
+    /// Complete one request for `caller` (the unary and the streamed calls both end here).
+    pub async fn handle_as(
+        &self,
+        req: CompletionRequest,
+        caller: Option<crate::auth::Caller>,
+    ) -> Result<CompletionResponse, Status> {
         let inner = &self.0;
         let started_at_ms = now_ms();
         let protocol = ProtocolId::from_bytes(&req.protocol_id).map_err(|_| {
@@ -213,6 +226,7 @@ impl ProviderService {
             protocol,
             deadline_ms,
             idempotency_id: req.idempotency_id.clone(),
+            caller,
         };
         let completion = match tokio::time::timeout(
             time_left,
@@ -293,7 +307,10 @@ impl Provider for ProviderService {
         &self,
         request: Request<CompletionRequest>,
     ) -> Result<Response<CompletionResponse>, Status> {
-        self.handle(request.into_inner()).await.map(Response::new)
+        let caller = crate::auth::resolve(&request)?;
+        self.handle_as(request.into_inner(), caller)
+            .await
+            .map(Response::new)
     }
 
     type CompleteStreamStream = ReceiverStream<Result<CompletionChunk, Status>>;
@@ -302,8 +319,9 @@ impl Provider for ProviderService {
         &self,
         request: Request<Streaming<CompletionChunk>>,
     ) -> Result<Response<Self::CompleteStreamStream>, Status> {
+        let caller = crate::auth::resolve(&request)?;
         let req = chunks::collect_request(request.into_inner(), self.0.config.max_payload).await?;
-        let resp = self.handle(req).await?;
+        let resp = self.handle_as(req, caller).await?;
         Ok(Response::new(frames_stream(chunks::response_frames(resp))))
     }
 }

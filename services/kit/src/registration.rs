@@ -17,7 +17,9 @@ use veilgrid_proto::grid::v1::{
     router_client::RouterClient,
 };
 
-use crate::{KitError, Shutdown, clock::now_ms, identity::Identity, provider::ProviderService};
+use crate::{
+    KitError, Shutdown, clock::now_ms, identity::Identity, provider::ProviderService, tls::Security,
+};
 
 /// Domain tag of a registration signature.
 pub const REGISTER_TAG: &[u8] = b"veilgrid/register/v1\0";
@@ -80,7 +82,20 @@ pub async fn start(
     shutdown: Shutdown,
     patience: Duration,
 ) -> Result<JoinHandle<()>, KitError> {
-    let mut client = RouterClient::new(router_channel(&config.router)?);
+    start_secure(provider, config, &Security::Plaintext, shutdown, patience).await
+}
+
+/// [`start`] over a connection secured by `security`: under mutual TLS the router
+/// sees this provider's certificate, and accepts the registration only if the
+/// certificate's service name is the provider's name.
+pub async fn start_secure(
+    provider: ProviderService,
+    config: RegistrationConfig,
+    security: &Security,
+    shutdown: Shutdown,
+    patience: Duration,
+) -> Result<JoinHandle<()>, KitError> {
+    let mut client = RouterClient::new(security.channel(&config.router)?);
     let give_up = tokio::time::Instant::now() + patience;
     let mut lease = loop {
         let req = signed_registration(&provider, &config.endpoint, config.ttl);

@@ -8,7 +8,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{service::RoutesBuilder, transport::Server};
 use tonic_health::ServingStatus;
 
-use crate::{KitError, Shutdown};
+use crate::{KitError, Shutdown, tls::Security};
 
 /// HTTP/2 flow-control window per stream. hyper's server default (1 MiB) is
 /// smaller than one unary message near the 1 MiB chunk size, which costs a
@@ -22,7 +22,18 @@ pub const CONNECTION_WINDOW: u32 = 32 << 20;
 pub async fn serve(
     listener: TcpListener,
     shutdown: Shutdown,
+    routes: RoutesBuilder,
+) -> Result<(), KitError> {
+    serve_secure(listener, shutdown, routes, &Security::Plaintext).await
+}
+
+/// [`serve`] with `security`: under mutual TLS only clients with a certificate from
+/// the Veilgrid CA get through the handshake.
+pub async fn serve_secure(
+    listener: TcpListener,
+    shutdown: Shutdown,
     mut routes: RoutesBuilder,
+    security: &Security,
 ) -> Result<(), KitError> {
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter
@@ -53,9 +64,16 @@ pub async fn serve(
                 .await;
         }
     };
-    Server::builder()
+    let mut server = Server::builder()
         .initial_stream_window_size(STREAM_WINDOW)
-        .initial_connection_window_size(CONNECTION_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW);
+    if let Some(tls) = security.server_tls() {
+        server = server.tls_config(tls).map_err(|e| KitError::Transport {
+            what: "setting up TLS",
+            reason: e.to_string(),
+        })?;
+    }
+    server
         .add_routes(routes.routes())
         .serve_with_incoming_shutdown(incoming, signal)
         .await

@@ -172,3 +172,47 @@ fn seeds_are_fresh_for_every_message() {
         .count();
     assert!(equal < 3);
 }
+
+/// The server's view joined with `t` colluding members: for a client with an all-zero vector
+/// and one with an all-maximum vector, the colluders' shares of the seed (what they would add
+/// to the server's view) are uniformly distributed at the byte level and agree with each other.
+/// Together with the masked vector looking uniform (above), the joint view does not depend on
+/// the input. Checked to fail on a broken sharing: shares equal to the seed itself are not
+/// independent of the masked vector (the server could unmask), which the last assertion shows.
+#[test]
+fn t_colluding_members_shares_are_uniform_for_any_input() {
+    let s = setup(RoundParams::new(64, 16, 10, 5, 2).unwrap(), 5);
+    let set = s.round.params().ring();
+    let off = 4 + 1 + 32 + 2 + 32 + 4;
+    let len = set.degree() * set.output_bits() as usize / 8;
+    let mut histograms = Vec::new();
+    for (id, x) in [(1u64, vec![0u64; 64]), (2, vec![(1 << 16) - 1; 64])] {
+        let msg = client_messages(&s, std::slice::from_ref(&x), id).remove(0);
+        let present = PresentSet::new(&s.round, vec![id]).unwrap();
+        let mut h = vec![0u64; 256];
+        for member in [1u16, 2] {
+            // A member's answer over {client} is exactly its share of the client's seed.
+            let b = member_answer(&s, member, std::slice::from_ref(&msg), &present)
+                .unwrap()
+                .to_bytes(&s.round);
+            for &byte in &b[off..off + len] {
+                h[byte as usize] += 1;
+            }
+        }
+        assert!(
+            chi_square(&h) < BYTES_LIMIT,
+            "colluders' shares not uniform"
+        );
+        histograms.push(h);
+    }
+    let two_sample: f64 = histograms[0]
+        .iter()
+        .zip(&histograms[1])
+        .filter(|(a, b)| **a + **b > 0)
+        .map(|(&a, &b)| (a as f64 - b as f64).powi(2) / (a + b) as f64)
+        .sum();
+    assert!(
+        two_sample < BYTES_LIMIT,
+        "shares depend on the input: {two_sample}"
+    );
+}

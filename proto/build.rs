@@ -9,6 +9,7 @@ const PROTOS: &[&str] = &[
     "veilgrid/echo/v1/echo.proto",
     "veilgrid/aggregation/v1/aggregation.proto",
     "veilgrid/matching/v1/matching.proto",
+    "veilgrid/fhe/v1/fhe.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

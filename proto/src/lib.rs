@@ -37,3 +37,11 @@ pub mod matching {
         tonic::include_proto!("veilgrid.matching.v1");
     }
 }
+
+/// `veilgrid.fhe.v1`: encrypted inference on TFHE (key registration, models, queries).
+pub mod fhe {
+    /// Version 1.
+    pub mod v1 {
+        tonic::include_proto!("veilgrid.fhe.v1");
+    }
+}

@@ -9,6 +9,7 @@ const PROTOS: &[&str] = &[
     "veilgrid/echo/v1/echo.proto",
     "veilgrid/aggregation/v1/aggregation.proto",
     "veilgrid/matching/v1/matching.proto",
+    "veilgrid/prover/v1/prover.proto",
     "veilgrid/fhe/v1/fhe.proto",
 ];
 

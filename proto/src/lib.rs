@@ -45,3 +45,11 @@ pub mod fhe {
         tonic::include_proto!("veilgrid.fhe.v1");
     }
 }
+
+/// `veilgrid.prover.v1`: the audit log of receipts, checkpoints, proofs and Groth16 keys.
+pub mod prover {
+    /// Version 1.
+    pub mod v1 {
+        tonic::include_proto!("veilgrid.prover.v1");
+    }
+}

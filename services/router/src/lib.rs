@@ -16,6 +16,7 @@ mod error;
 mod forward;
 mod lease;
 pub mod rates;
+pub mod receipt_sink;
 pub mod registry;
 pub mod select;
 mod service;
@@ -197,11 +198,13 @@ pub async fn serve(
     state: Arc<State>,
 ) -> Result<(), RouterError> {
     let upkeep = tokio::spawn(upkeep(state.clone(), shutdown.clone()));
+    let sink = tokio::spawn(receipt_sink::run(state.clone(), shutdown.clone()));
     let mut routes = RoutesBuilder::default();
     routes.add_service(state.service());
     let served = veilgrid_kit::server::serve(listener, shutdown.clone(), routes).await;
     shutdown.cancel();
     let _ = upkeep.await;
+    let _ = sink.await;
     served.map_err(RouterError::from)
 }
 

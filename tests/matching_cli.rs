@@ -63,6 +63,28 @@ async fn a_round_through_the_cli() {
                 .collect()
         };
         let run = |a: Vec<String>| veilgrid(&a.iter().map(String::as_str).collect::<Vec<_>>());
+        // rounds only for registered currencies: each agent registers the one it issues
+        for (id, symbol) in [("ALC", "Ⓐ"), ("BOB", "Ⓑ")] {
+            let reg = run(with(&[
+                "match", "currency", "register", "--id", id, "--symbol", symbol,
+            ]));
+            assert_eq!(reg["id"], id);
+            assert_eq!(reg["symbol"], symbol);
+            assert_eq!(reg["created"], true);
+            assert_eq!(reg["issuer"].as_str().unwrap().len(), 64);
+        }
+        let again = run(with(&[
+            "match", "currency", "register", "--id", "ALC", "--symbol", "Ⓐ",
+        ]));
+        assert_eq!(again["created"], false);
+        let list = run(with(&["match", "currency", "list"]));
+        let ids: Vec<&str> = list["currencies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, ["ALC", "BOB", "VG"]);
         let open = run(with(&[
             "match", "round", "open", "--pair", "ALC/BOB", "--levels", "8", "--pmin", "1",
             "--ratio", "1.1",
@@ -105,8 +127,22 @@ async fn a_round_through_the_cli() {
                 ("b2".into(), 0)
             ]
         );
-        let rates = veilgrid(&["rates", "--router", &url, "--numeraire", "BOB", "--json"]);
+        let svg = std::path::Path::new(&data).with_file_name("rates.svg");
+        let svg_s = svg.display().to_string();
+        let rates = veilgrid(&[
+            "rates",
+            "--router",
+            &url,
+            "--numeraire",
+            "BOB",
+            "--json",
+            "--plot",
+            &svg_s,
+        ]);
         assert_eq!(rates["numeraire"], "BOB");
+        assert_eq!(rates["plot"], svg_s.as_str());
+        let chart = std::fs::read_to_string(&svg).unwrap();
+        assert!(chart.starts_with("<svg") && chart.contains("ALC"));
         assert!((rates["rates"]["ALC"].as_f64().unwrap() - 1.1f64.powi(4)).abs() < 1e-9);
         assert_eq!(rates["history"].as_array().unwrap().len(), 1);
     })

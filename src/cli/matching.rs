@@ -4,6 +4,10 @@
 //! The trader's X25519 key (fills are sealed to it) is kept in
 //! `<data-dir>/trader/owner.key`; rounds this trader opened are remembered in
 //! `<data-dir>/trader/rounds/<id>` (their number of levels), so `result` closes them.
+//! The Ed25519 key that signs the trader's currency registrations is
+//! `<data-dir>/trader/issuer.key`.
+
+mod plot;
 
 use std::{
     path::{Path, PathBuf},
@@ -12,7 +16,7 @@ use std::{
 
 use serde::Deserialize;
 use serde_json::json;
-use veilgrid_core::seal::SealKeyPair;
+use veilgrid_core::{seal::SealKeyPair, sign::SigningIdentity};
 use veilgrid_matcher::{
     MatchError,
     client::{MatchClient, fresh_round_id},
@@ -57,6 +61,37 @@ enum MatchCmd {
     Result(RoundArgs),
     /// Your fills of a round, opened and checked.
     Fills(RoundArgs),
+    /// Personal currencies: register the one you issue, list them.
+    Currency {
+        #[command(subcommand)]
+        cmd: CurrencyCmd,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum CurrencyCmd {
+    /// Register a currency you issue at the three nodes, signed with your issuer key.
+    Register(RegisterArgs),
+    /// The registered currencies.
+    List(ListArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct RegisterArgs {
+    #[command(flatten)]
+    common: Common,
+    /// The currency id (1..=64 of A-Z a-z 0-9 _ -), what pairs and asks name.
+    #[arg(long)]
+    id: String,
+    /// Display symbol (default: the id).
+    #[arg(long)]
+    symbol: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+struct ListArgs {
+    #[command(flatten)]
+    common: Common,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -151,6 +186,9 @@ pub(crate) struct RatesArgs {
     /// Print JSON.
     #[arg(long)]
     json: bool,
+    /// Also draw the rates over the cleared rounds into this SVG file.
+    #[arg(long, value_name = "FILE.svg")]
+    plot: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -244,7 +282,83 @@ pub(crate) async fn run(a: MatchArgs) -> Result<(), Error> {
         MatchCmd::Submit(s) => submit(s).await,
         MatchCmd::Result(r) => result(r).await,
         MatchCmd::Fills(r) => fills(r).await,
+        MatchCmd::Currency {
+            cmd: CurrencyCmd::Register(a),
+        } => register_currency(a).await,
+        MatchCmd::Currency {
+            cmd: CurrencyCmd::List(a),
+        } => list_currencies(a).await,
     }
+}
+
+fn issuer_key(c: &Common) -> Result<SigningIdentity, Error> {
+    let dir = trader_dir(c);
+    let path = dir.join("issuer.key");
+    match std::fs::read(&path) {
+        Ok(b) => {
+            let secret: [u8; 32] = b
+                .as_slice()
+                .try_into()
+                .map_err(|_| Error::Verify(format!("{} must hold 32 bytes", path.display())))?;
+            Ok(SigningIdentity::from_secret_bytes(&secret))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
+            let k = SigningIdentity::generate();
+            write_private(&path, &k.secret_bytes()[..])?;
+            Ok(k)
+        }
+        Err(e) => Err(io(&path, e)),
+    }
+}
+
+fn currency_json(c: &pb::Currency) -> serde_json::Value {
+    json!({"id": c.id, "symbol": c.symbol, "issuer": hex::encode(&c.issuer_key)})
+}
+
+async fn register_currency(a: RegisterArgs) -> Result<(), Error> {
+    let issuer = issuer_key(&a.common)?;
+    let symbol = a.symbol.clone().unwrap_or_else(|| a.id.clone());
+    let cur = veilgrid_matcher::currency::sign_registration(&issuer, &a.id, &symbol)
+        .map_err(|e| Error::Verify(e.to_string()))?;
+    let c = connect(&a.common.router).await?;
+    let created = c.register_currency(&cur).await.map_err(err)?;
+    if a.common.json {
+        let mut v = currency_json(&cur);
+        v["created"] = json!(created);
+        println!("{v}");
+    } else {
+        println!(
+            "{} {} ({symbol}), issuer {}",
+            if created {
+                "registered"
+            } else {
+                "already registered:"
+            },
+            a.id,
+            hex::encode(&cur.issuer_key[..8])
+        );
+    }
+    Ok(())
+}
+
+async fn list_currencies(a: ListArgs) -> Result<(), Error> {
+    let c = connect(&a.common.router).await?;
+    let all = c.currencies().await.map_err(err)?;
+    if a.common.json {
+        let v: Vec<_> = all.iter().map(currency_json).collect();
+        println!("{}", json!({ "currencies": v }));
+    } else {
+        for cur in &all {
+            let issuer = if cur.issuer_key.is_empty() {
+                "(numeraire)".to_owned()
+            } else {
+                hex::encode(&cur.issuer_key[..8])
+            };
+            println!("{:<12} {:<8} {issuer}", cur.id, cur.symbol);
+        }
+    }
+    Ok(())
 }
 
 async fn open(o: OpenArgs) -> Result<(), Error> {
@@ -423,6 +537,13 @@ async fn fills(r: RoundArgs) -> Result<(), Error> {
 pub(crate) async fn rates(a: RatesArgs) -> Result<(), Error> {
     let c = connect(&a.router).await?;
     let t = c.rates(&a.numeraire).await.map_err(err)?;
+    let plotted = match &a.plot {
+        Some(path) => {
+            let s = plot::series(&t.numeraire, &t.history)?;
+            Some(plot::draw(path, &t.numeraire, &s)?)
+        }
+        None => None,
+    };
     if a.json {
         let rates: serde_json::Map<String, serde_json::Value> = t
             .rates
@@ -443,6 +564,7 @@ pub(crate) async fn rates(a: RatesArgs) -> Result<(), Error> {
                     "rate": h.rate, "volume": h.volume, "level": h.level,
                     "cleared_at_ms": h.cleared_at_ms,
                 })).collect::<Vec<_>>(),
+                "plot": a.plot.as_ref().map(|p| p.display().to_string()),
             }))
             .unwrap_or_default()
         );
@@ -456,6 +578,13 @@ pub(crate) async fn rates(a: RatesArgs) -> Result<(), Error> {
                 "  cycle {}: residual {:+.6}",
                 c.currencies.join(" → "),
                 c.log_residual
+            );
+        }
+        if let (Some(path), Some(n)) = (&a.plot, plotted) {
+            println!(
+                "  chart of {n} point(s) over {} round(s): {}",
+                t.history.len(),
+                path.display()
             );
         }
     }

@@ -369,6 +369,51 @@ impl MatchClient {
     }
 }
 
+/// The public grid of a round: `p_k = p_min · ratio^k`, `k < levels`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PriceGrid {
+    /// Number of levels `P`.
+    pub levels: u32,
+    /// Price of level 0, QUOTE per BASE.
+    pub p_min: f64,
+    /// Ratio between neighbouring levels.
+    pub ratio: f64,
+}
+
+impl MatchClient {
+    /// A whole semi-honest round of `base/quote` under a fresh id: open, submit
+    /// `orders` in this order (fills sealed to `owner`), close, and wait for the signed
+    /// outcome. Returns the round id and the outcome.
+    pub async fn run_round(
+        &self,
+        base: &str,
+        quote: &str,
+        grid: PriceGrid,
+        orders: &[(OrderId, Order)],
+        owner: &SealPublicKey,
+        patience: Duration,
+    ) -> Result<([u8; 16], SignedOutcome), MatchError> {
+        let round = fresh_round_id();
+        self.open(&pb::OpenRoundRequest {
+            round_id: Bytes::copy_from_slice(&round),
+            base: base.to_owned(),
+            quote: quote.to_owned(),
+            levels: grid.levels,
+            p_min: grid.p_min,
+            ratio: grid.ratio,
+            mode: pb::SecurityMode::SemiHonest.into(),
+            deadline_unix_ms: 0,
+        })
+        .await?;
+        for (id, o) in orders {
+            self.submit(round, grid.levels, id, o, owner).await?;
+        }
+        self.close(round).await?;
+        let out = self.result(round, patience).await?;
+        Ok((round, out))
+    }
+}
+
 /// A fresh random round id.
 pub fn fresh_round_id() -> [u8; 16] {
     rand::random()

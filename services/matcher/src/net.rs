@@ -7,7 +7,10 @@
 use std::{
     collections::HashMap,
     pin::Pin,
-    sync::{Arc, Mutex, MutexGuard},
+    sync::{
+        Arc, Mutex, MutexGuard,
+        atomic::{AtomicU64, Ordering},
+    },
     time::Duration,
 };
 
@@ -134,6 +137,8 @@ impl Inbox {
 /// This node's outgoing streams of one round, to its two neighbours.
 pub(crate) struct Links {
     out: HashMap<u8, mpsc::Sender<NodeFrame>>,
+    /// MPC message bytes sent so far (both streams).
+    sent: AtomicU64,
 }
 
 impl Links {
@@ -196,7 +201,10 @@ impl Links {
             });
             out.insert(peer, tx);
         }
-        Ok(Links { out })
+        Ok(Links {
+            out,
+            sent: AtomicU64::new(0),
+        })
     }
 
     async fn send_frame(&self, to: u8, frame: NodeFrame) -> Result<(), MatchError> {
@@ -214,6 +222,7 @@ impl Links {
     pub(crate) async fn send(&self, m: &Message) -> Result<(), MatchError> {
         let to = m.to.as_u8();
         let bytes = Bytes::from(m.to_bytes());
+        self.sent.fetch_add(bytes.len() as u64, Ordering::Relaxed);
         let n = bytes.len().div_ceil(CHUNK).max(1);
         for i in 0..n {
             let data = bytes.slice(i * CHUNK..((i + 1) * CHUNK).min(bytes.len()));
@@ -229,6 +238,11 @@ impl Links {
             .await?;
         }
         Ok(())
+    }
+
+    /// MPC message bytes this node has sent to the two others.
+    pub(crate) fn bytes_sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
     }
 
     /// Send this node's signature of the outcome to both others.

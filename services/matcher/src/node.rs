@@ -86,6 +86,13 @@ pub struct MatcherConfig {
     pub numeraire: String,
 }
 
+/// Wall time (µs) and bytes sent per phase: input check, clearing, fills.
+#[derive(Debug, Clone, Copy, Default)]
+struct PhaseCost {
+    us: [u64; 3],
+    bytes: [u64; 3],
+}
+
 enum State {
     Open(Box<Collecting>),
     Running,
@@ -95,6 +102,7 @@ enum State {
         signature: Bytes,
         fills: Vec<(OrderId, Bytes)>,
         dropped: Vec<OrderId>,
+        cost: PhaseCost,
     },
     Aborted(String),
 }
@@ -371,8 +379,18 @@ impl Node {
     ) -> Result<State, MatchError> {
         let links = links.ok_or_else(|| MatchError::Aborted("no links".into()))?;
         let t = self.config.peer_timeout;
+        let mut cost = PhaseCost::default();
+        let mut mark = (std::time::Instant::now(), 0u64);
+        let mut lap = |k: usize| {
+            let now = (std::time::Instant::now(), links.bytes_sent());
+            cost.us[k] = now.0.duration_since(mark.0).as_micros() as u64;
+            cost.bytes[k] = now.1 - mark.1;
+            mark = now;
+        };
         let checked = drive(collecting.close()?, links, inbox, t).await?;
+        lap(0);
         let cleared = drive(checked.start_clearing()?, links, inbox, t).await?;
+        lap(1);
         let outcome: RoundOutcome = cleared.outcome(base, quote);
         let outcome = Bytes::from(outcome.to_bytes()?);
         let signature = Bytes::copy_from_slice(
@@ -391,7 +409,9 @@ impl Node {
             .await?;
         let result = cleared.result();
         let dropped = cleared.dropped().to_vec();
+        // (the fills time includes signing the outcome and sending the signature)
         let filled = drive(cleared.start_fills()?, links, inbox, t).await?;
+        lap(2);
         let owners = self
             .rounds()
             .get(&round)
@@ -415,6 +435,7 @@ impl Node {
             signature,
             fills,
             dropped,
+            cost,
         })
     }
 
@@ -516,9 +537,12 @@ impl Node {
                 result,
                 signature,
                 dropped,
+                cost,
                 ..
             } => {
                 resp.status = pb::RoundStatus::Cleared.into();
+                [resp.check_us, resp.clearing_us, resp.fills_us] = cost.us;
+                [resp.check_bytes, resp.clearing_bytes, resp.fills_bytes] = cost.bytes;
                 resp.outcome = outcome.clone();
                 let mut sigs = self.inbox(round).signatures();
                 sigs[self.party() as usize] = Some(signature.clone());

@@ -3,7 +3,7 @@
 # validate every resource against the schemas of a current Kubernetes release with
 # `kubernetes-validate --strict` (unknown fields are errors). No cluster needed.
 #
-#   bash deploy/validate.sh            # both overlays (and the matching component)
+#   bash deploy/validate.sh            # both overlays, and each component on top of local
 #   K8S_VERSION=1.33.0 bash deploy/validate.sh
 #
 # kubernetes-validate comes from PyPI into a venv under ~/.cache; kubectl is used if
@@ -43,22 +43,25 @@ for env in local production; do
         status=1
     fi
 done
-# The matching component (pending `veilgrid serve matcher-node`) on top of local;
-# kustomize takes only relative paths, so the scratch overlay sits beside the others.
-scratch="overlays/.validate-matching-$$"
-mkdir -p "$scratch"
-trap 'rm -rf "$out" "$scratch"' EXIT
-cat > "$scratch/kustomization.yaml" <<'YAML'
+# Each component (pending services) on top of local; kustomize takes only relative
+# paths, so the scratch overlay sits beside the others.
+for comp in components/*/; do
+    comp="$(basename "$comp")"
+    scratch="overlays/.validate-$comp-$$"
+    mkdir -p "$scratch"
+    trap 'rm -rf "$out" overlays/.validate-*-$$' EXIT
+    cat > "$scratch/kustomization.yaml" <<YAML
 apiVersion: kustomize.config.k8s.io/v1beta1
 kind: Kustomization
 resources: [../local]
-components: [../../components/matching]
+components: [../../components/$comp]
 YAML
-"$kubectl" kustomize "$scratch" > "$out/matching.yaml"
-if "$venv/bin/kubernetes-validate" "${args[@]}" "$out/matching.yaml"; then
-    echo "== validate: components/matching valid"
-else
-    echo "== validate: components/matching FAILED" >&2
-    status=1
-fi
+    "$kubectl" kustomize "$scratch" > "$out/$comp.yaml"
+    if "$venv/bin/kubernetes-validate" "${args[@]}" "$out/$comp.yaml"; then
+        echo "== validate: components/$comp valid"
+    else
+        echo "== validate: components/$comp FAILED" >&2
+        status=1
+    fi
+done
 exit "$status"

@@ -205,14 +205,23 @@ fn up_separate_starts_children_and_stops_them_on_ctrl_c() {
             .unwrap();
         if out.status.success() {
             let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-            if v.as_array().is_some_and(|a| a.len() == 1) {
+            // Echo, the aggregation server and its 5 committee members, each a child process.
+            let names: Vec<&str> = v
+                .as_array()
+                .map(|a| a.iter().filter_map(|p| p["name"].as_str()).collect())
+                .unwrap_or_default();
+            let count = |n: &str| names.iter().filter(|x| **x == n).count();
+            if count("echo") == 1 && count("aggregator") == 1 && count("agg-member") == 5 {
                 registered = true;
                 break;
             }
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    assert!(registered, "router and echo came up as child processes");
+    assert!(
+        registered,
+        "router, echo, aggregator and 5 committee members came up as child processes"
+    );
     // The same grid runs the demo.
     let demo = veilgrid()
         .args(["demo", "--json", "--router", &url])
@@ -234,4 +243,5 @@ fn up_separate_starts_children_and_stops_them_on_ctrl_c() {
     // State and identities were kept in the data directory.
     assert!(dir.path().join("router/router.sqlite3").exists());
     assert!(dir.path().join("echo/identity.key").exists());
+    assert!(dir.path().join("aggregator/aggregator.sqlite3").exists());
 }

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tonic::transport::Channel;
 use veilgrid_core::{protocol::ProtocolId, receipt::SignedReceipt};
+use veilgrid_kit::tls::Security;
 use veilgrid_kit::{chunks, clock::now_ms, provider::receipt_from_proto};
 use veilgrid_proto::grid::v1::{
     CompletionRequest, CompletionResponse, ListProvidersRequest, ProviderStatus, Terms,
@@ -50,29 +51,57 @@ pub struct Completed {
 pub struct GridClient {
     inner: RouterClient<Channel>,
     addr: String,
+    tls: bool,
 }
 
 impl GridClient {
     /// Connect to the router at `addr` (e.g. `http://127.0.0.1:7700`).
     pub async fn connect(addr: &str) -> Result<Self, Error> {
+        Self::connect_secure(addr, &Security::Plaintext).await
+    }
+
+    /// Connect to the router at `addr` with `security`: under mutual TLS (an
+    /// `https://` URL) this client presents its certificate, and what it creates
+    /// belongs to that identity.
+    pub async fn connect_secure(addr: &str, security: &Security) -> Result<Self, Error> {
         let conn_err = |reason: String| Error::Connect {
             addr: addr.to_owned(),
             reason,
         };
-        let channel = Channel::from_shared(addr.to_owned())
+        let channel = security
+            .endpoint(addr, None)
             .map_err(|e| conn_err(e.to_string()))?
             .connect_timeout(Duration::from_secs(5))
             .tcp_nodelay(true)
             .connect()
             .await
-            .map_err(|e| conn_err(e.to_string()))?;
+            .map_err(|e| conn_err(connect_hint(&e, security)))?;
         let max = 8 << 20;
         Ok(Self {
             inner: RouterClient::new(channel)
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
             addr: addr.to_owned(),
+            tls: security.is_tls(),
         })
+    }
+
+    /// An RPC error, with a hint when a transport failure looks like a TLS mismatch.
+    fn rpc_error(&self, what: impl Into<String>, s: tonic::Status) -> Error {
+        let transport = matches!(s.code(), tonic::Code::Unavailable | tonic::Code::Unknown)
+            && (s.message().contains("transport") || s.message().contains("h2"));
+        if !transport {
+            return Error::rpc(what, s);
+        }
+        let hint = if self.tls {
+            " (TLS connection failed: does the router use a certificate from the same CA?)"
+        } else {
+            " (the connection failed: if the router runs with TLS, connect to its https:// URL with a client certificate: --tls-dir)"
+        };
+        Error::rpc(
+            what,
+            tonic::Status::new(s.code(), format!("{}{hint}", s.message())),
+        )
     }
 
     /// The router's address.
@@ -94,7 +123,7 @@ impl GridClient {
             .inner
             .list_providers(req)
             .await
-            .map_err(|s| Error::rpc("listing providers", s))?
+            .map_err(|s| self.rpc_error("listing providers", s))?
             .into_inner()
             .providers)
     }
@@ -137,7 +166,7 @@ impl GridClient {
             .inner
             .complete(req)
             .await
-            .map_err(|s| Error::rpc(format!("completing {protocol}"), s))?
+            .map_err(|s| self.rpc_error(format!("completing {protocol}"), s))?
             .into_inner();
         verify(protocol, &payload, resp, o, started)
     }
@@ -155,12 +184,32 @@ impl GridClient {
             .inner
             .complete_stream(futures::stream::iter(frames))
             .await
-            .map_err(|s| Error::rpc(format!("streaming {protocol}"), s))?
+            .map_err(|s| self.rpc_error(format!("streaming {protocol}"), s))?
             .into_inner();
         let resp = chunks::collect_response(stream, MAX_STREAM_COMPLETION)
             .await
             .map_err(|s| Error::rpc(format!("streaming {protocol}"), s))?;
         verify(protocol, &payload, resp, o, started)
+    }
+}
+
+/// The transport error, with a hint when it looks like a TLS mismatch.
+fn connect_hint(e: &tonic::transport::Error, security: &Security) -> String {
+    let mut msg = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        src = s.source();
+    }
+    if security.is_tls() {
+        format!(
+            "{msg} (TLS handshake or connection failed: is the router running with TLS and a certificate from the same CA?)"
+        )
+    } else {
+        format!(
+            "{msg} (if the router runs with TLS, connect to its https:// URL with a client certificate: --tls-dir)"
+        )
     }
 }
 

@@ -1,7 +1,12 @@
 //! Starting a grid in-process on loopback: the router and the providers that
 //! exist so far, each on its own port, providers registered under leases.
 
-use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
 
 use tokio::{net::TcpListener, task::JoinHandle};
 use tonic::service::RoutesBuilder;
@@ -11,6 +16,7 @@ use veilgrid_kit::{
     identity::Identity,
     provider::{ProviderConfig, ProviderService},
     registration::{self, RegistrationConfig},
+    tls::Security,
 };
 use veilgrid_router::{RouterConfig, State};
 
@@ -30,6 +36,10 @@ pub struct GridOptions {
     /// Committee members of the aggregation service to run in-process; 0 = no aggregation
     /// service (`veilgrid up` runs it with 5 members).
     pub committee: usize,
+    /// Mutual TLS on every hop with certificates from this directory (the CA is
+    /// created and each service's certificate issued if missing; see
+    /// `veilgrid_kit::tls`); `None` = plaintext.
+    pub tls: Option<PathBuf>,
 }
 
 impl Default for GridOptions {
@@ -40,6 +50,7 @@ impl Default for GridOptions {
             router: RouterConfig::default(),
             lease_ttl: Duration::from_secs(30),
             committee: 0,
+            tls: None,
         }
     }
 }
@@ -52,6 +63,8 @@ pub struct LocalGrid {
     pub state: Arc<State>,
     /// Fires to stop everything.
     pub shutdown: Shutdown,
+    /// The TLS directory, when the grid runs mutual TLS.
+    pub tls: Option<PathBuf>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -70,6 +83,10 @@ pub async fn start(opts: GridOptions) -> Result<LocalGrid, Error> {
     let shutdown = Shutdown::new();
     let mut config = opts.router.clone();
     config.data_dir = opts.data_dir.as_ref().map(|d| d.join("router"));
+    let tls = opts.tls.as_deref();
+    if tls.is_some() {
+        config.security = service_security(tls, veilgrid_kit::auth::ROUTER)?;
+    }
     let (router_url, state, router_task) =
         start_router(opts.listen, config, shutdown.clone()).await?;
     let mut tasks = vec![router_task];
@@ -81,27 +98,35 @@ pub async fn start(opts: GridOptions) -> Result<LocalGrid, Error> {
     let identity = identity_for(opts.data_dir.as_ref(), "echo")?;
     let echo = echo_provider(identity);
     tasks.extend(
-        start_provider(echo, &router_url, opts.lease_ttl, shutdown.clone())
-            .await?
-            .1,
+        start_provider_secure(
+            echo,
+            &router_url,
+            opts.lease_ttl,
+            shutdown.clone(),
+            &service_security(tls, "echo")?,
+        )
+        .await?
+        .1,
     );
     if opts.committee > 0 {
         tasks.push(
-            start_aggregator(
+            start_aggregator_secure(
                 &router_url,
                 opts.data_dir.as_ref(),
                 opts.lease_ttl,
                 shutdown.clone(),
+                &service_security(tls, "aggregator")?,
             )
             .await?,
         );
         tasks.extend(
-            start_committee(
+            start_committee_secure(
                 &router_url,
                 opts.data_dir.as_ref(),
                 opts.committee,
                 opts.lease_ttl,
                 shutdown.clone(),
+                tls,
             )
             .await?,
         );
@@ -110,8 +135,31 @@ pub async fn start(opts: GridOptions) -> Result<LocalGrid, Error> {
         router_url,
         state,
         shutdown,
+        tls: opts.tls.clone(),
         tasks,
     })
+}
+
+/// The security of service `name` in a grid with TLS directory `tls`: mutual TLS
+/// with its certificate (the CA created and the certificate issued on first use),
+/// or plaintext without a directory.
+pub fn service_security(tls: Option<&Path>, name: &str) -> Result<Security, Error> {
+    security_for(tls, name, veilgrid_kit::auth::Role::Service)
+}
+
+/// Like [`service_security`] for any role (clients of the router use
+/// `Role::Client`).
+pub fn security_for(
+    tls: Option<&Path>,
+    name: &str,
+    role: veilgrid_kit::auth::Role,
+) -> Result<Security, Error> {
+    let Some(dir) = tls else {
+        return Ok(Security::Plaintext);
+    };
+    veilgrid_kit::tls_ca::ensure(dir)?;
+    veilgrid_kit::tls_ca::ensure_issued(dir, name, role)?;
+    Ok(Security::mtls_from_dir(dir, name)?)
 }
 
 /// Start a router on `listen`.
@@ -121,7 +169,7 @@ pub async fn start_router(
     shutdown: Shutdown,
 ) -> Result<(String, Arc<State>, JoinHandle<()>), Error> {
     let listener = bind(listen).await?;
-    let url = format!("http://{}", local(&listener)?);
+    let url = config.security.url(local(&listener)?);
     let state = State::open(config)?;
     let st = state.clone();
     let task = tokio::spawn(async move {
@@ -170,8 +218,22 @@ pub async fn start_provider(
     ttl: Duration,
     shutdown: Shutdown,
 ) -> Result<(String, Vec<JoinHandle<()>>), Error> {
+    start_provider_secure(provider, router_url, ttl, shutdown, &Security::Plaintext).await
+}
+
+/// [`start_provider`] with `security` for its server and its registration.
+pub async fn start_provider_secure(
+    provider: ProviderService,
+    router_url: &str,
+    ttl: Duration,
+    shutdown: Shutdown,
+    security: &Security,
+) -> Result<(String, Vec<JoinHandle<()>>), Error> {
     let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
-    serve_provider(provider, listener, None, router_url, ttl, shutdown).await
+    serve_provider_secure(
+        provider, listener, None, router_url, ttl, shutdown, security,
+    )
+    .await
 }
 
 /// Serve `provider` on `listener`, advertise `advertise` (default: the listener's
@@ -184,22 +246,46 @@ pub async fn serve_provider(
     ttl: Duration,
     shutdown: Shutdown,
 ) -> Result<(String, Vec<JoinHandle<()>>), Error> {
-    let endpoint = advertise.unwrap_or(format!("http://{}", local(&listener)?));
+    serve_provider_secure(
+        provider,
+        listener,
+        advertise,
+        router_url,
+        ttl,
+        shutdown,
+        &Security::Plaintext,
+    )
+    .await
+}
+
+/// [`serve_provider`] with `security` for its server and its registration.
+pub async fn serve_provider_secure(
+    provider: ProviderService,
+    listener: TcpListener,
+    advertise: Option<String>,
+    router_url: &str,
+    ttl: Duration,
+    shutdown: Shutdown,
+    security: &Security,
+) -> Result<(String, Vec<JoinHandle<()>>), Error> {
+    let endpoint = advertise.unwrap_or(security.url(local(&listener)?));
     let mut routes = RoutesBuilder::default();
     routes.add_service(provider.clone().into_server());
     let sd = shutdown.clone();
+    let sec = security.clone();
     let server = tokio::spawn(async move {
-        if let Err(e) = veilgrid_kit::server::serve(listener, sd, routes).await {
+        if let Err(e) = veilgrid_kit::server::serve_secure(listener, sd, routes, &sec).await {
             tracing::error!(error = %e, "provider stopped");
         }
     });
-    let keeper = registration::start(
+    let keeper = registration::start_secure(
         provider,
         RegistrationConfig {
             router: router_url.to_owned(),
             endpoint: endpoint.clone(),
             ttl,
         },
+        security,
         shutdown,
         Duration::from_secs(10),
     )
@@ -215,11 +301,23 @@ pub async fn start_aggregator(
     ttl: Duration,
     shutdown: Shutdown,
 ) -> Result<JoinHandle<()>, Error> {
+    start_aggregator_secure(router_url, data_dir, ttl, shutdown, &Security::Plaintext).await
+}
+
+/// [`start_aggregator`] with `security` (its certificate must be issued to `aggregator`).
+pub async fn start_aggregator_secure(
+    router_url: &str,
+    data_dir: Option<&PathBuf>,
+    ttl: Duration,
+    shutdown: Shutdown,
+    security: &Security,
+) -> Result<JoinHandle<()>, Error> {
     let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
     let config = veilgrid_aggregator::AggregatorConfig {
         data_dir: data_dir.map(|d| d.join("aggregator")),
         router: Some(router_url.to_owned()),
         ttl,
+        security: security.clone(),
         ..Default::default()
     };
     Ok(tokio::spawn(async move {
@@ -238,17 +336,38 @@ pub async fn start_committee(
     ttl: Duration,
     shutdown: Shutdown,
 ) -> Result<Vec<JoinHandle<()>>, Error> {
+    start_committee_secure(router_url, data_dir, count, ttl, shutdown, None).await
+}
+
+/// [`start_committee`] with mutual TLS when `tls` names a TLS directory (member `i`
+/// uses the certificate `agg-member-<i>`, issued on first use).
+pub async fn start_committee_secure(
+    router_url: &str,
+    data_dir: Option<&PathBuf>,
+    count: usize,
+    ttl: Duration,
+    shutdown: Shutdown,
+    tls: Option<&Path>,
+) -> Result<Vec<JoinHandle<()>>, Error> {
     let mut tasks = Vec::new();
     for i in 0..count {
         let name = format!("agg-member-{i}");
-        let client = veilgrid_aggregator::client::AggClient::via_router(router_url)
-            .map_err(|e| Error::Service(e.to_string()))?;
+        let security = service_security(tls, &name)?;
+        let client =
+            veilgrid_aggregator::client::AggClient::via_router_secure(router_url, &security)
+                .map_err(|e| Error::Service(e.to_string()))?;
         let member =
             veilgrid_aggregator::member::Member::new(identity_for(data_dir, &name)?, client);
         tasks.extend(
-            start_provider(member.provider(&name), router_url, ttl, shutdown.clone())
-                .await?
-                .1,
+            start_provider_secure(
+                member.provider(&name),
+                router_url,
+                ttl,
+                shutdown.clone(),
+                &security,
+            )
+            .await?
+            .1,
         );
         tasks.push(tokio::spawn(
             member.run(Duration::from_millis(300), shutdown.clone()),

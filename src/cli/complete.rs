@@ -8,10 +8,7 @@ use sha2::{Digest, Sha256};
 use veilgrid_core::protocol::ProtocolId;
 
 use super::RouterArg;
-use crate::{
-    Error,
-    client::{CallOptions, GridClient},
-};
+use crate::{Error, client::CallOptions};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct CompleteArgs {
@@ -61,7 +58,7 @@ pub(crate) async fn run(a: CompleteArgs) -> Result<(), Error> {
         idempotency_id: a.idempotency_id.map(String::into_bytes),
         ..CallOptions::default()
     };
-    let mut c = GridClient::connect(&a.router.router).await?;
+    let mut c = a.router.connect().await?;
     let payload = Bytes::from(payload);
     let done = if a.stream {
         c.complete_stream(&protocol, payload, &opts).await?

@@ -1,6 +1,7 @@
 //! The `veilgrid` command line.
 
 mod agg;
+mod ca;
 mod complete;
 mod matching;
 mod providers;
@@ -27,6 +28,33 @@ pub struct RouterArg {
     /// The router's URL.
     #[arg(long, env = "VEILGRID_ROUTER", default_value = crate::DEFAULT_ROUTER)]
     pub router: String,
+    /// Connect with mutual TLS (an https:// router URL) using the CA and the
+    /// certificate of --identity from this directory (`veilgrid ca issue --client`).
+    #[arg(long, env = "VEILGRID_TLS_DIR")]
+    pub tls_dir: Option<PathBuf>,
+    /// Which certificate in --tls-dir to present: what this caller creates belongs
+    /// to that identity.
+    #[arg(long, env = "VEILGRID_IDENTITY", default_value = "cli")]
+    pub identity: String,
+}
+
+impl RouterArg {
+    /// How to reach the router: plaintext, or mutual TLS with `--identity`'s
+    /// certificate from `--tls-dir`.
+    pub fn security(&self) -> Result<veilgrid_kit::tls::Security, Error> {
+        match &self.tls_dir {
+            None => Ok(veilgrid_kit::tls::Security::Plaintext),
+            Some(d) => Ok(veilgrid_kit::tls::Security::mtls_from_dir(
+                d,
+                &self.identity,
+            )?),
+        }
+    }
+
+    /// Connect a [`crate::client::GridClient`] to the router.
+    pub async fn connect(&self) -> Result<crate::client::GridClient, Error> {
+        crate::client::GridClient::connect_secure(&self.router, &self.security()?).await
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -47,6 +75,8 @@ enum Command {
     Rates(matching::RatesArgs),
     /// One-shot secure aggregation: rounds, client submissions, results, committee members.
     Agg(agg::AggArgs),
+    /// The Veilgrid CA: create it, issue certificates for services and clients (mutual TLS).
+    Ca(ca::CaArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -118,6 +148,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Match(a) => matching::run(a).await.map(|()| ExitCode::SUCCESS),
         Command::Rates(a) => matching::rates(a).await.map(|()| ExitCode::SUCCESS),
         Command::Agg(a) => agg::run(a).await.map(|()| ExitCode::SUCCESS),
+        Command::Ca(a) => ca::run(a).map(|()| ExitCode::SUCCESS),
     }
 }
 

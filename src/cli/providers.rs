@@ -5,7 +5,7 @@ use veilgrid_core::protocol::ProtocolId;
 use veilgrid_proto::grid::v1::ProviderStatus;
 
 use super::RouterArg;
-use crate::{Error, client::GridClient};
+use crate::Error;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct ProvidersArgs {
@@ -44,7 +44,7 @@ pub(crate) fn provider_json(p: &ProviderStatus) -> serde_json::Value {
 }
 
 pub(crate) async fn run(a: ProvidersArgs) -> Result<(), Error> {
-    let mut c = GridClient::connect(&a.router.router).await?;
+    let mut c = a.router.connect().await?;
     let filter = a.protocol.as_deref().map(ProtocolId::from_name);
     let ps = c.providers(filter.as_ref()).await?;
     if a.json {

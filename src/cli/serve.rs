@@ -40,9 +40,25 @@ pub(crate) struct ServeArgs {
     /// Lease length in seconds (providers only).
     #[arg(long, default_value_t = 30)]
     lease_ttl_secs: u64,
+    /// Mutual TLS: the CA and this service's certificate (`<name>.pem`, `<name>.key`,
+    /// name `router` or `echo`) from this directory; URLs are then https://.
+    /// Without it: plaintext.
+    #[arg(long, env = "VEILGRID_TLS_DIR")]
+    tls_dir: Option<PathBuf>,
     /// Stop when standard input closes (used by `veilgrid up --separate`).
     #[arg(long, hide = true)]
     stop_on_stdin_eof: bool,
+}
+
+/// Mutual TLS with `name`'s certificate from `dir`, or plaintext without one.
+fn tls_security(
+    dir: Option<&std::path::Path>,
+    name: &str,
+) -> Result<veilgrid_kit::tls::Security, Error> {
+    match dir {
+        Some(d) => Ok(veilgrid_kit::tls::Security::mtls_from_dir(d, name)?),
+        None => Ok(veilgrid_kit::tls::Security::Plaintext),
+    }
 }
 
 pub(crate) async fn run(a: ServeArgs) -> Result<(), Error> {
@@ -79,24 +95,28 @@ pub(crate) async fn run(a: ServeArgs) -> Result<(), Error> {
                     .map_err(|_| Error::Service("bad default listen address".into()))?,
             );
             let listener = bind(listen).await?;
+            let security = tls_security(a.tls_dir.as_deref(), veilgrid_kit::auth::ROUTER)?;
+            let scheme = security.scheme();
             let state = State::open(RouterConfig {
                 data_dir: Some(data_dir.join("router")),
+                security,
                 ..RouterConfig::default()
             })?;
-            println!("router listening on http://{listen}");
+            println!("router listening on {scheme}://{listen}");
             veilgrid_router::serve(listener, shutdown, state).await?;
         }
         Service::Echo => {
             let listener = bind(a.listen.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)))).await?;
             let identity = grid::identity_for(Some(&data_dir), "echo")?;
             let provider = grid::echo_provider(identity);
-            let (endpoint, tasks) = grid::serve_provider(
+            let (endpoint, tasks) = grid::serve_provider_secure(
                 provider,
                 listener,
                 a.advertise,
                 &a.router,
                 Duration::from_secs(a.lease_ttl_secs),
                 shutdown,
+                &tls_security(a.tls_dir.as_deref(), "echo")?,
             )
             .await?;
             println!("echo provider at {endpoint}, registered with {}", a.router);

@@ -46,6 +46,21 @@ impl AggClient {
         })
     }
 
+    /// [`AggClient::via_router`] over a connection secured by `security` (mutual TLS: the
+    /// router learns this caller's identity from its certificate).
+    pub fn via_router_secure(
+        url: &str,
+        security: &veilgrid_kit::tls::Security,
+    ) -> Result<Self, AggError> {
+        Ok(Self {
+            t: Transport::Router(
+                RouterClient::new(security.channel(url)?)
+                    .max_decoding_message_size(MAX_COMPLETION)
+                    .max_encoding_message_size(MAX_COMPLETION),
+            ),
+        })
+    }
+
     /// Talk to the aggregation service through the router at `url` (byte completions).
     pub fn via_router(url: &str) -> Result<Self, AggError> {
         Ok(Self {

@@ -8,6 +8,7 @@ use prost::Message;
 use tonic::Status;
 use veilgrid_core::protocol::ProtocolId;
 use veilgrid_kit::{
+    auth_owners::Owners,
     clock::now_ms,
     provider::{Context, Handler},
 };
@@ -20,7 +21,12 @@ use crate::{grpc::blocking, protocols as p, rounds::Rounds};
 pub struct AggregationHandler {
     rounds: Arc<Rounds>,
     max_payload: usize,
+    /// Who created each round (kind [`ROUND_KIND`]); `None` = not tracked.
+    owners: Option<Arc<Owners>>,
 }
+
+/// The ownership kind of an aggregation round in [`Owners`].
+pub const ROUND_KIND: &str = "agg/round";
 
 impl AggregationHandler {
     /// A handler over `rounds` refusing payloads above `max_payload` bytes.
@@ -28,6 +34,18 @@ impl AggregationHandler {
         Arc::new(Self {
             rounds,
             max_payload,
+            owners: None,
+        })
+    }
+
+    /// The same, recording in `owners` the caller that creates each round and letting only
+    /// that caller read its result (callers are identified under mutual TLS, see
+    /// `veilgrid_kit::auth`; rounds created in plaintext belong to nobody).
+    pub fn with_owners(rounds: Arc<Rounds>, max_payload: usize, owners: Arc<Owners>) -> Arc<Self> {
+        Arc::new(Self {
+            rounds,
+            max_payload,
+            owners: Some(owners),
         })
     }
 }
@@ -53,9 +71,11 @@ impl Handler for AggregationHandler {
         let r = &self.rounds;
         let out = if is(ctx, p::CREATE_ROUND) {
             let req: pb::CreateRoundRequest = decode("CreateRoundRequest", &payload)?;
-            blocking(r, move |r| r.create(&req, now_ms()))
-                .await?
-                .encode_to_vec()
+            let info = blocking(r, move |r| r.create(&req, now_ms())).await?;
+            if let Some(o) = &self.owners {
+                o.claim(ROUND_KIND, &info.round_id, ctx.caller.as_ref())?;
+            }
+            info.encode_to_vec()
         } else if is(ctx, p::GET_ROUND) {
             let req: pb::GetRoundRequest = decode("GetRoundRequest", &payload)?;
             blocking(r, move |r| r.get(&req.round_id, now_ms()))
@@ -83,6 +103,9 @@ impl Handler for AggregationHandler {
                 .encode_to_vec()
         } else if is(ctx, p::RESULT) {
             let req: pb::ResultRequest = decode("ResultRequest", &payload)?;
+            if let Some(o) = &self.owners {
+                o.check(ROUND_KIND, &req.round_id, ctx.caller.as_ref())?;
+            }
             blocking(r, move |r| r.result(&req.round_id, now_ms()))
                 .await?
                 .encode_to_vec()

@@ -59,6 +59,9 @@ pub struct AggregatorConfig {
     pub ttl: Duration,
     /// Label in provider listings.
     pub name: String,
+    /// Plaintext, or mutual TLS with this server's certificate for its server and its
+    /// registration (`veilgrid_kit::tls`).
+    pub security: veilgrid_kit::tls::Security,
 }
 
 impl Default for AggregatorConfig {
@@ -70,6 +73,7 @@ impl Default for AggregatorConfig {
             advertise: None,
             ttl: Duration::from_secs(30),
             name: "aggregator".into(),
+            security: veilgrid_kit::tls::Security::Plaintext,
         }
     }
 }
@@ -80,7 +84,19 @@ pub fn provider(
     identity: Arc<Identity>,
     config: &AggregatorConfig,
 ) -> ProviderService {
-    let handler = handler::AggregationHandler::new(rounds, config.max_message);
+    provider_with(
+        handler::AggregationHandler::new(rounds, config.max_message),
+        identity,
+        config,
+    )
+}
+
+/// The provider over `handler` (e.g. one that tracks round owners).
+pub fn provider_with(
+    handler: Arc<handler::AggregationHandler>,
+    identity: Arc<Identity>,
+    config: &AggregatorConfig,
+) -> ProviderService {
     let mut b = ProviderService::builder(
         identity,
         ProviderConfig {
@@ -107,37 +123,44 @@ pub async fn run(
         Some(dir) => Identity::load_or_create(dir)?,
         None => Identity::generate(),
     });
-    let provider = provider(rounds.clone(), identity, &config);
+    let owners = Arc::new(veilgrid_kit::auth_owners::Owners::open(
+        config.data_dir.as_deref(),
+    )?);
+    let provider = provider_with(
+        handler::AggregationHandler::with_owners(rounds.clone(), config.max_message, owners),
+        identity,
+        &config,
+    );
     let api = AggregationServer::new(grpc::AggregationService { rounds })
         .max_decoding_message_size(config.max_message)
         .max_encoding_message_size(config.max_message);
     let endpoint = match &config.advertise {
         Some(a) => a.clone(),
-        None => format!(
-            "http://{}",
-            listener.local_addr().map_err(|source| AggError::DataDir {
+        None => config
+            .security
+            .url(listener.local_addr().map_err(|source| AggError::DataDir {
                 path: "listener".into(),
                 source,
-            })?
-        ),
+            })?),
     };
     let mut routes = RoutesBuilder::default();
     routes.add_service(api);
     routes.add_service(provider.clone().into_server());
-    let server = tokio::spawn(veilgrid_kit::server::serve(
-        listener,
-        shutdown.clone(),
-        routes,
-    ));
+    let security = config.security.clone();
+    let sd = shutdown.clone();
+    let server = tokio::spawn(async move {
+        veilgrid_kit::server::serve_secure(listener, sd, routes, &security).await
+    });
     let keeper = match &config.router {
         Some(router) => Some(
-            registration::start(
+            registration::start_secure(
                 provider,
                 RegistrationConfig {
                     router: router.clone(),
                     endpoint,
                     ttl: config.ttl,
                 },
+                &config.security,
                 shutdown.clone(),
                 Duration::from_secs(10),
             )

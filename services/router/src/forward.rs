@@ -40,7 +40,9 @@ pub(crate) fn provider_fault(code: Code) -> bool {
     )
 }
 
-/// Call `entry` with `req` (streamed if `stream`), within `time_left`.
+/// Call `entry` with `req` (streamed if `stream`), within `time_left`, on behalf of
+/// `caller` (named to the provider in request metadata, see `veilgrid_kit::auth`).
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn call(
     entry: &Arc<Entry>,
     protocol: &ProtocolId,
@@ -49,6 +51,7 @@ pub(crate) async fn call(
     time_left: std::time::Duration,
     max_message: usize,
     max_completion: usize,
+    caller: Option<&veilgrid_kit::auth::Caller>,
 ) -> Outcome {
     let _guard = entry.start();
     let started = Instant::now();
@@ -58,6 +61,7 @@ pub(crate) async fn call(
         let frames = chunks::request_frames(req);
         let mut r = Request::new(futures::stream::iter(frames));
         r.set_timeout(time_left);
+        veilgrid_kit::auth::forward(&mut r, caller);
         match client.complete_stream(r).await {
             Ok(resp) => chunks::collect_response(resp.into_inner(), max_completion).await,
             Err(s) => Err(s),
@@ -65,6 +69,7 @@ pub(crate) async fn call(
     } else {
         let mut r = Request::new(req);
         r.set_timeout(time_left);
+        veilgrid_kit::auth::forward(&mut r, caller);
         client.complete(r).await.map(|r| r.into_inner())
     };
     let elapsed = started.elapsed();

@@ -5,7 +5,7 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 use prost::Message;
 use tonic::{Status, transport::Endpoint};
 use veilgrid_core::{protocol::ProtocolId, seal::SealPublicKey, sign::VerifierKey};
-use veilgrid_kit::registration::REGISTER_TAG;
+use veilgrid_kit::{registration::REGISTER_TAG, tls::Security};
 use veilgrid_proto::grid::v1::ProviderInfo;
 
 use crate::{registry::Entry, store::LeaseRecord};
@@ -100,13 +100,27 @@ pub(crate) fn check(
     })
 }
 
-/// A registry entry for a checked registration.
+/// A registry entry for a checked registration (plaintext channel).
+#[allow(dead_code)]
 pub(crate) fn entry(
     c: Checked,
     lease_id: [u8; 16],
     expires_at_ms: u64,
 ) -> Result<Arc<Entry>, Status> {
-    let endpoint = Endpoint::from_shared(c.info.endpoint.clone())
+    entry_with(c, lease_id, expires_at_ms, &Security::Plaintext)
+}
+
+/// A registry entry for a checked registration, reached with `security`: under
+/// mutual TLS the provider must present a certificate issued to its registered
+/// name, so a provider cannot point its lease at another provider's endpoint.
+pub(crate) fn entry_with(
+    c: Checked,
+    lease_id: [u8; 16],
+    expires_at_ms: u64,
+    security: &Security,
+) -> Result<Arc<Entry>, Status> {
+    let endpoint = security
+        .endpoint(&c.info.endpoint, Some(&c.info.name))
         .map_err(|e| bad(format!("endpoint: {e}")))?
         .connect_timeout(Duration::from_secs(2))
         .tcp_nodelay(true)
@@ -124,7 +138,17 @@ pub(crate) fn entry(
 
 /// Rebuild an entry from the store (the signature is checked again: a stored
 /// lease that does not verify was altered, and is dropped).
+#[allow(dead_code)]
 pub(crate) fn restore(rec: &LeaseRecord, now_ms: u64) -> Option<Arc<Entry>> {
+    restore_with(rec, now_ms, &Security::Plaintext)
+}
+
+/// [`restore`], reaching the provider with `security`.
+pub(crate) fn restore_with(
+    rec: &LeaseRecord,
+    now_ms: u64,
+    security: &Security,
+) -> Option<Arc<Entry>> {
     // Stored registrations may be older than the skew window; check the rest.
     let info = ProviderInfo::decode(&rec.info[..]).ok()?;
     let c = check(
@@ -138,6 +162,6 @@ pub(crate) fn restore(rec: &LeaseRecord, now_ms: u64) -> Option<Arc<Entry>> {
     )
     .ok()?;
     (c.id == rec.provider_id && rec.expires_at_ms > now_ms)
-        .then(|| entry(c, rec.lease_id, rec.expires_at_ms).ok())
+        .then(|| entry_with(c, rec.lease_id, rec.expires_at_ms, security).ok())
         .flatten()
 }

@@ -67,6 +67,11 @@ pub struct RouterConfig {
     pub currency: String,
     /// Optional wiretap, see [`Observer`].
     pub observer: Option<Observer>,
+    /// Plaintext, or mutual TLS with the router's certificate (`CN=router`): callers
+    /// and providers must then present certificates from the Veilgrid CA, and the
+    /// router reaches each provider over TLS expecting a certificate issued to the
+    /// provider's registered name (see `veilgrid_kit::tls`).
+    pub security: veilgrid_kit::tls::Security,
 }
 
 impl Default for RouterConfig {
@@ -81,6 +86,7 @@ impl Default for RouterConfig {
             health_interval: Duration::from_secs(2),
             currency: "VG".into(),
             observer: None,
+            security: veilgrid_kit::tls::Security::Plaintext,
         }
     }
 }
@@ -116,7 +122,7 @@ impl State {
         registry.load_tallies(store.tallies()?);
         let now = now_ms();
         for rec in store.leases()? {
-            match lease::restore(&rec, now) {
+            match lease::restore_with(&rec, now, &config.security) {
                 Some(e) => registry.insert(e),
                 None => store.remove_lease(&rec.provider_id)?,
             }
@@ -201,7 +207,13 @@ pub async fn serve(
     let sink = tokio::spawn(receipt_sink::run(state.clone(), shutdown.clone()));
     let mut routes = RoutesBuilder::default();
     routes.add_service(state.service());
-    let served = veilgrid_kit::server::serve(listener, shutdown.clone(), routes).await;
+    let served = veilgrid_kit::server::serve_secure(
+        listener,
+        shutdown.clone(),
+        routes,
+        &state.config.security,
+    )
+    .await;
     shutdown.cancel();
     let _ = upkeep.await;
     let _ = sink.await;

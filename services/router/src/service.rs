@@ -8,7 +8,7 @@ use subtle::ConstantTimeEq;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 use veilgrid_core::protocol::ProtocolId;
-use veilgrid_kit::{chunks, clock::now_ms, provider::frames_stream};
+use veilgrid_kit::{auth, chunks, clock::now_ms, provider::frames_stream};
 use veilgrid_proto::grid::v1::{
     CompletionChunk, CompletionRequest, CompletionResponse, DeregisterRequest, DeregisterResponse,
     Lease, ListProvidersRequest, ListProvidersResponse, ProtocolStats, ProviderStatus,
@@ -78,6 +78,7 @@ impl RouterService {
         protocol: ProtocolId,
         req: CompletionRequest,
         stream: bool,
+        caller: Option<&auth::Caller>,
     ) -> Result<CompletionResponse, Status> {
         let st = &self.state;
         let terms = req.terms.clone().unwrap_or_default();
@@ -110,6 +111,7 @@ impl RouterService {
                 time_left,
                 st.message_limit(),
                 st.config.max_stream_payload,
+                caller,
             )
             .await;
             match outcome {
@@ -211,9 +213,12 @@ impl Router for RouterService {
         &self,
         request: Request<CompletionRequest>,
     ) -> Result<Response<CompletionResponse>, Status> {
+        let caller = auth::peer(&request)?;
         let req = request.into_inner();
         let protocol = self.validate(&req, self.state.config.max_unary_payload)?;
-        self.route(protocol, req, false).await.map(Response::new)
+        self.route(protocol, req, false, caller.as_ref())
+            .await
+            .map(Response::new)
     }
 
     type CompleteStreamStream = ReceiverStream<Result<CompletionChunk, Status>>;
@@ -222,15 +227,17 @@ impl Router for RouterService {
         &self,
         request: Request<Streaming<CompletionChunk>>,
     ) -> Result<Response<Self::CompleteStreamStream>, Status> {
+        let caller = auth::peer(&request)?;
         let limit = self.state.config.max_stream_payload;
         let req = chunks::collect_request(request.into_inner(), limit).await?;
         let protocol = self.validate(&req, limit)?;
-        let resp = self.route(protocol, req, true).await?;
+        let resp = self.route(protocol, req, true, caller.as_ref()).await?;
         Ok(Response::new(frames_stream(chunks::response_frames(resp))))
     }
 
     async fn register(&self, request: Request<RegisterRequest>) -> Result<Response<Lease>, Status> {
         let st = &self.state;
+        let caller = auth::peer(&request)?;
         let req = request.into_inner();
         let now = now_ms();
         let checked = lease::check(
@@ -239,6 +246,8 @@ impl Router for RouterService {
             now,
             (st.config.min_ttl, st.config.max_ttl),
         )?;
+        let holder = st.registry.get(&checked.id).map(|e| e.info.name.clone());
+        auth::check_registrant(caller.as_ref(), &checked.info.name, holder.as_deref())?;
         let mut lease_id = [0u8; 16];
         rand::thread_rng().fill_bytes(&mut lease_id);
         let ttl_ms = checked.ttl_ms;
@@ -253,7 +262,7 @@ impl Router for RouterService {
                 expires_at_ms: expires,
             })
             .map_err(Status::from)?;
-        let entry = lease::entry(checked, lease_id, expires)?;
+        let entry = lease::entry_with(checked, lease_id, expires, &st.config.security)?;
         tracing::info!(provider = %hex::encode(&id[..8]), name = %entry.info.name, endpoint = %entry.info.endpoint, "registered");
         st.registry.insert(entry);
         Ok(Response::new(Lease {
@@ -265,8 +274,10 @@ impl Router for RouterService {
     }
 
     async fn renew(&self, request: Request<RenewRequest>) -> Result<Response<Lease>, Status> {
+        let caller = auth::peer(&request)?;
         let req = request.into_inner();
         let e = self.find_lease(&req.provider_id, &req.lease_id)?;
+        auth::check_registrant(caller.as_ref(), &e.info.name, Some(&e.info.name))?;
         let ttl_ms = e.info.ttl_ms.clamp(
             self.state.config.min_ttl.as_millis() as u64,
             self.state.config.max_ttl.as_millis() as u64,
@@ -289,8 +300,10 @@ impl Router for RouterService {
         &self,
         request: Request<DeregisterRequest>,
     ) -> Result<Response<DeregisterResponse>, Status> {
+        let caller = auth::peer(&request)?;
         let req = request.into_inner();
         let e = self.find_lease(&req.provider_id, &req.lease_id)?;
+        auth::check_registrant(caller.as_ref(), &e.info.name, Some(&e.info.name))?;
         self.state.store.remove_lease(&e.id).map_err(Status::from)?;
         self.state.registry.remove(&e.id);
         tracing::info!(provider = %hex::encode(&e.id[..8]), "deregistered");

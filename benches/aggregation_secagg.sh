@@ -53,9 +53,20 @@ crit = open(f"{out}/ours-criterion.txt").read()
 def est(group, name):
     try:
         e = json.load(open(f"{target}/criterion/{group}/{name}/new/estimates.json"))
-        return e["mean"]["point_estimate"] / 1e6
+        return e["median"]["point_estimate"] / 1e6
     except OSError:
         return float("nan")
+
+# Thread CPU times from the `timing` example, by L.
+tcpu = {}
+cur = None
+for line in open(f"{out}/ours-timing.txt"):
+    if line.startswith("L="):
+        cur = line.strip()[2:]
+        tcpu[cur] = {}
+    elif cur and " cpu " in line:
+        name, rest = line.split(" cpu ", 1)
+        tcpu[cur][name.strip()] = rest.split("wall")[0].strip()
 
 member_ms = est(f"agg_L{lengths[0]}", "member_sum_N1000")
 open_ms = est(f"agg_L{lengths[0]}", "member_open_and_sum_N1000")
@@ -66,7 +77,9 @@ for L in lengths:
     m = re.search(rf"bytes L={L}: client message (\d+) .* member message (\d+)", crit)
     cb, mb = (m.group(1), m.group(2)) if m else ("?", "?")
     g = f"agg_L{L}"
-    print(f"| {L} | ours (criterion wall) | {est(g, 'client'):.2f} ms | {member_ms:.2f} ms answer ({open_ms:.0f} ms incl. opening {n} shares) | {est(g, 'server_N1000'):.1f} ms | {cb} | 0 (+ round description) | {mb} up, declared set down | 1 | {est(g, 'plaintext_sum_N1000'):.2f} ms |")
+    c = tcpu.get(L, {})
+    print(f"| {L} | ours (thread CPU) | {c.get('client mask', '?')} | {c.get(f'member respond for {n}', '?')} answer, {c.get('member accept_share', '?')} per share opened | {c.get('server: accept_bytes (decode+add) one', '?')} per message + {c.get('server: finish (reconstruct, expand, decode)', '?')} finish | | | | | |")
+    print(f"| {L} | ours (criterion wall, median) | {est(g, 'client'):.2f} ms | {member_ms:.2f} ms answer ({open_ms:.0f} ms incl. opening {n} shares) | {est(g, 'server_N1000'):.1f} ms | {cb} | 0 (+ round description) | {mb} up, declared set down | 1 | {est(g, 'plaintext_sum_N1000'):.2f} ms |")
     st = collections.defaultdict(list)
     try:
         for line in open(f"{out}/flower-{L}.log"):

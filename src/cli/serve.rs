@@ -37,6 +37,10 @@ pub(crate) struct ServeArgs {
     /// Where state and identities are kept.
     #[arg(long, env = "VEILGRID_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// The router's store: `sqlite:DIR`, or `postgres://user:password@host:port/database`
+    /// (shared by router replicas); default: SQLite under <data-dir>/router (router only).
+    #[arg(long, env = "VEILGRID_STORE", hide_env_values = true)]
+    store: Option<String>,
     /// Lease length in seconds (providers only).
     #[arg(long, default_value_t = 30)]
     lease_ttl_secs: u64,
@@ -100,6 +104,7 @@ pub(crate) async fn run(a: ServeArgs) -> Result<(), Error> {
             let state = State::open(RouterConfig {
                 data_dir: Some(data_dir.join("router")),
                 security,
+                store: a.store.clone(),
                 ..RouterConfig::default()
             })?;
             println!("router listening on {scheme}://{listen}");

@@ -25,12 +25,16 @@ pub(crate) struct UpArgs {
     /// for the command line). Not yet with --separate.
     #[arg(long, conflicts_with = "separate")]
     tls: bool,
+    /// The router's store: `sqlite:DIR`, or `postgres://user:password@host:port/database`
+    /// (shared by router replicas); default: SQLite under <data-dir>/router.
+    #[arg(long, env = "VEILGRID_STORE", hide_env_values = true)]
+    store: Option<String>,
 }
 
 pub(crate) async fn run(a: UpArgs) -> Result<(), Error> {
     let data_dir = a.data_dir.unwrap_or_else(super::default_data_dir);
     if a.separate {
-        return run_separate(a.listen, data_dir).await;
+        return run_separate(a.listen, data_dir, a.store).await;
     }
     let tls = a.tls.then(|| data_dir.join("tls"));
     if let Some(dir) = &tls {
@@ -41,6 +45,10 @@ pub(crate) async fn run(a: UpArgs) -> Result<(), Error> {
         data_dir: Some(data_dir.clone()),
         committee: 5,
         tls: tls.clone(),
+        router: veilgrid_router::RouterConfig {
+            store: a.store.clone(),
+            ..Default::default()
+        },
         ..GridOptions::default()
     })
     .await?;
@@ -73,7 +81,11 @@ pub(crate) async fn run(a: UpArgs) -> Result<(), Error> {
 
 /// Each service as a child process. Children get a pipe on standard input and
 /// stop cleanly (releasing their leases) when it closes, so they never outlive us.
-async fn run_separate(listen: SocketAddr, data_dir: PathBuf) -> Result<(), Error> {
+async fn run_separate(
+    listen: SocketAddr,
+    data_dir: PathBuf,
+    store: Option<String>,
+) -> Result<(), Error> {
     let exe = std::env::current_exe().map_err(|source| Error::Io {
         path: "current executable".into(),
         source,
@@ -82,6 +94,8 @@ async fn run_separate(listen: SocketAddr, data_dir: PathBuf) -> Result<(), Error
     let spawn = |args: Vec<String>| -> Result<Child, Error> {
         Command::new(&exe)
             .args(&args)
+            // Through the environment, not argv: a PostgreSQL URL may hold a password.
+            .envs(store.iter().map(|s| ("VEILGRID_STORE", s)))
             .stdin(Stdio::piped())
             .kill_on_drop(true)
             .spawn()

@@ -7,6 +7,12 @@ pub enum RouterError {
     /// The embedded store failed.
     #[error("store: {0}")]
     Store(#[from] rusqlite::Error),
+    /// The PostgreSQL store failed (unreachable, refused, or a query error).
+    #[error("postgres store: {0}")]
+    Postgres(String),
+    /// `--store` names no store this router can open.
+    #[error("{0}")]
+    StoreSpec(String),
     /// The data directory could not be prepared.
     #[error("data directory {path}: {source}")]
     DataDir {
@@ -31,6 +37,10 @@ pub enum RouterError {
 
 impl From<RouterError> for Status {
     fn from(e: RouterError) -> Self {
-        Status::internal(format!("router: {e}"))
+        match e {
+            // Retryable: the shared store is restarting or unreachable.
+            RouterError::Postgres(_) => Status::unavailable(format!("router: {e}")),
+            e => Status::internal(format!("router: {e}")),
+        }
     }
 }

@@ -36,11 +36,7 @@ use veilgrid_core::{protocol::ProtocolId, receipt::SignedReceipt};
 use veilgrid_kit::{Shutdown, clock::now_ms};
 use veilgrid_proto::grid::v1::router_server::RouterServer;
 
-use crate::{
-    rates::RateTable,
-    registry::Registry,
-    store::{SqliteStore, Store},
-};
+use crate::{rates::RateTable, registry::Registry, store::Store};
 
 /// Sees every payload and completion the router forwards: a wiretap for tests
 /// (asserting the router cannot read sealed bytes) and for size accounting.
@@ -51,6 +47,10 @@ pub type Observer = Arc<dyn Fn(&ProtocolId, &[u8]) + Send + Sync>;
 pub struct RouterConfig {
     /// Where the embedded store lives; `None` = in memory (lost on exit).
     pub data_dir: Option<PathBuf>,
+    /// Another store instead (`sqlite:DIR` or `postgres://…`, see [`store::open`]);
+    /// a PostgreSQL store is shared by router replicas. May hold a password: never
+    /// printed.
+    pub store: Option<String>,
     /// Largest payload of a unary `Complete`.
     pub max_unary_payload: usize,
     /// Largest payload (and completion) of a `CompleteStream`.
@@ -78,6 +78,7 @@ impl Default for RouterConfig {
     fn default() -> Self {
         Self {
             data_dir: None,
+            store: None,
             max_unary_payload: 4 << 20,
             max_stream_payload: 256 << 20,
             default_deadline: Duration::from_secs(60),
@@ -114,17 +115,14 @@ pub struct State {
 impl State {
     /// Open the store, restore leases that are still alive and the ledger.
     pub fn open(config: RouterConfig) -> Result<Arc<Self>, RouterError> {
-        let store: Box<dyn Store> = match &config.data_dir {
-            Some(dir) => Box::new(SqliteStore::open(dir)?),
-            None => Box::new(SqliteStore::in_memory()?),
-        };
+        let store = store::open(config.store.as_deref(), config.data_dir.as_deref())?;
         let registry = Registry::default();
         registry.load_tallies(store.tallies()?);
         let now = now_ms();
         for rec in store.leases()? {
             match lease::restore_with(&rec, now, &config.security) {
                 Some(e) => registry.insert(e),
-                None => store.remove_lease(&rec.provider_id)?,
+                None => store.remove_expired_lease(&rec.provider_id, now)?,
             }
         }
         let rates = RwLock::new(RateTable::new(&config.currency));
@@ -230,9 +228,21 @@ async fn upkeep(state: Arc<State>, shutdown: Shutdown) {
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(sweep_every.max(Duration::from_millis(10))) => {}
         }
-        for e in state.registry.expire(now_ms()) {
+        if state.store.shared() {
+            // Network round trips to the shared store: off the async workers.
+            let st = state.clone();
+            match tokio::task::spawn_blocking(move || store::postgres_replicas::sync(&st, now_ms()))
+                .await
+            {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => tracing::warn!(error = %err, "re-reading the shared store"),
+                Err(err) => tracing::warn!(error = %err, "re-reading the shared store"),
+            }
+        }
+        let now = now_ms();
+        for e in state.registry.expire(now) {
             tracing::info!(provider = %hex::encode(&e.id[..8]), name = %e.info.name, "lease expired");
-            if let Err(err) = state.store.remove_lease(&e.id) {
+            if let Err(err) = state.store.remove_expired_lease(&e.id, now) {
                 tracing::warn!(error = %err, "removing an expired lease");
             }
         }

@@ -4,9 +4,14 @@
 //! replicas) are interchangeable. Writes happen before the router answers, so a
 //! restart loses no ledger entry that a caller has seen the result of.
 
+mod postgres;
+pub(crate) mod postgres_replicas;
 mod sqlite;
 
+pub use postgres::{MIGRATIONS as POSTGRES_MIGRATIONS, PostgresStore};
 pub use sqlite::SqliteStore;
+
+use std::path::Path;
 
 use veilgrid_core::{protocol::ProtocolId, receipt::SignedReceipt};
 
@@ -67,4 +72,38 @@ pub trait Store: Send + Sync + 'static {
     fn tallies(&self) -> Result<Vec<([u8; 32], ProtocolId, Tally)>, RouterError>;
     /// Stored receipts with sequence number above `after`, at most `limit`.
     fn receipts(&self, after: u64, limit: usize) -> Result<Vec<(u64, SignedReceipt)>, RouterError>;
+    /// Remove a lease found expired at `now_ms`, unless it was renewed meanwhile
+    /// (by another replica, in a shared store). A store only this router writes
+    /// to can just remove it.
+    fn remove_expired_lease(&self, provider_id: &[u8; 32], now_ms: u64) -> Result<(), RouterError> {
+        let _ = now_ms;
+        self.remove_lease(provider_id)
+    }
+    /// Whether other router replicas write to this store too; the router then
+    /// re-reads leases and tallies on every lease sweep.
+    fn shared(&self) -> bool {
+        false
+    }
+}
+
+/// Open the store named by `spec` (`sqlite:DIR` or `postgres://…`), or without one
+/// the embedded SQLite store under `data_dir` (in memory when that is `None`).
+/// `sqlite:DIR` keeps `router.sqlite3` in the directory DIR.
+pub fn open(spec: Option<&str>, data_dir: Option<&Path>) -> Result<Box<dyn Store>, RouterError> {
+    match spec {
+        None => Ok(match data_dir {
+            Some(dir) => Box::new(SqliteStore::open(dir)?),
+            None => Box::new(SqliteStore::in_memory()?),
+        }),
+        Some(s) if s.starts_with("postgres://") || s.starts_with("postgresql://") => {
+            Ok(Box::new(PostgresStore::connect(s)?))
+        }
+        Some(s) => match s.strip_prefix("sqlite:") {
+            Some(dir) if !dir.is_empty() => Ok(Box::new(SqliteStore::open(Path::new(dir))?)),
+            _ => Err(RouterError::StoreSpec(format!(
+                "--store must be sqlite:DIR or postgres://user:password@host:port/database, got one starting {:?}",
+                s.split(':').next().unwrap_or_default()
+            ))),
+        },
+    }
 }

@@ -276,7 +276,8 @@ mod tests {
         let liar = mk(5.0, -0.25);
         assert!(agreed(&[honest.clone()]).is_none());
         assert!(agreed(&[honest.clone(), liar.clone()]).is_none());
-        let got = agreed(&[liar.clone(), honest.clone(), honest.clone()]).unwrap();
+        let three = [liar.clone(), honest.clone(), honest.clone()];
+        let got = agreed(&three).unwrap();
         assert!(got.agrees_with(&honest) && !got.agrees_with(&liar));
         // different currency sets or numeraires never agree
         let mut fewer = RateTable::new("VG");

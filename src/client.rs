@@ -88,8 +88,11 @@ impl GridClient {
 
     /// An RPC error, with a hint when a transport failure looks like a TLS mismatch.
     fn rpc_error(&self, what: impl Into<String>, s: tonic::Status) -> Error {
-        let transport = matches!(s.code(), tonic::Code::Unavailable | tonic::Code::Unknown)
-            && (s.message().contains("transport") || s.message().contains("h2"));
+        let transport = matches!(
+            s.code(),
+            tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Internal
+        ) && (s.message().contains("transport")
+            || s.message().contains("h2 protocol"));
         if !transport {
             return Error::rpc(what, s);
         }

@@ -27,7 +27,7 @@ pub(crate) fn sync(state: &State, now_ms: u64) -> Result<(), RouterError> {
                     .fetch_max(rec.expires_at_ms, Ordering::Relaxed);
             }
             _ if rec.expires_at_ms <= now_ms => {}
-            _ => match lease::restore(rec, now_ms) {
+            _ => match lease::restore_with(rec, now_ms, &state.config.security) {
                 Some(e) => {
                     tracing::info!(provider = %hex::encode(&rec.provider_id[..8]), name = %e.info.name, "lease from another replica");
                     state.registry.insert(e);

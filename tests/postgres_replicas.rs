@@ -7,6 +7,8 @@
 //! a notice and pass without checking anything.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::io::Write as _;
+
 use std::{
     net::SocketAddr,
     sync::{
@@ -48,7 +50,9 @@ fn admin(url: &str, sql: String) -> Result<(), String> {
 impl TestDb {
     fn create(test: &str) -> Option<Self> {
         let Ok(admin_url) = std::env::var("VEILGRID_TEST_POSTGRES") else {
-            eprintln!(
+            // Straight to stderr, past the test harness's capture: the skip is visible.
+            let _ = writeln!(
+                std::io::stderr(),
                 "skipping {test}: VEILGRID_TEST_POSTGRES is not set (.ci/postgres.sh starts a server and sets it)"
             );
             return None;

@@ -8,6 +8,8 @@
 //! print a notice and pass without checking anything.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::io::Write as _;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use veilgrid_core::{
@@ -30,7 +32,9 @@ struct TestDb {
 impl TestDb {
     fn create(test: &str) -> Option<Self> {
         let Ok(admin) = std::env::var("VEILGRID_TEST_POSTGRES") else {
-            eprintln!(
+            // Straight to stderr, past the test harness's capture: the skip is visible.
+            let _ = writeln!(
+                std::io::stderr(),
                 "skipping {test}: VEILGRID_TEST_POSTGRES is not set (.ci/postgres.sh starts a server and sets it)"
             );
             return None;

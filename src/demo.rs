@@ -1,6 +1,7 @@
 //! `veilgrid demo`: the end-to-end story, step by step. Each issue adds a chapter.
 
 mod aggregation;
+mod audit;
 mod matching;
 
 use std::time::{Duration, Instant};
@@ -117,6 +118,7 @@ pub async fn run(router: Option<&str>, print: bool) -> Result<Report, Error> {
     chapter_grid(&mut story, &addr).await;
     aggregation::chapter(&mut story, &addr).await;
     matching::chapter(&mut story, &addr, local.as_ref().map(|g| g.shutdown.clone())).await;
+    audit::chapter(&mut story, &addr).await;
     if let Some(g) = local {
         g.stop().await;
     }

@@ -95,6 +95,15 @@ pub async fn start(opts: GridOptions) -> Result<LocalGrid, Error> {
         opts.router.health_interval,
         shutdown.clone(),
     ));
+    tasks.push(
+        start_prover(
+            &router_url,
+            opts.data_dir.as_ref(),
+            opts.lease_ttl,
+            shutdown.clone(),
+        )
+        .await?,
+    );
     let identity = identity_for(opts.data_dir.as_ref(), "echo")?;
     let echo = echo_provider(identity);
     tasks.extend(
@@ -323,6 +332,37 @@ pub async fn start_aggregator_secure(
     Ok(tokio::spawn(async move {
         if let Err(e) = veilgrid_aggregator::run(listener, shutdown, config).await {
             tracing::error!(error = %e, "aggregator stopped");
+        }
+    }))
+}
+
+/// Start the prover and audit-log service (issue 6) and register it with the router; the
+/// router pushes every completion receipt into its log. Its log and keys live under
+/// `<data_dir>/prover`; without `veilgrid prover setup`, small development keys are set up
+/// on first use. A log that was truncated or altered refuses to start (the error is
+/// returned here, not logged and ignored).
+pub async fn start_prover(
+    router_url: &str,
+    data_dir: Option<&PathBuf>,
+    ttl: Duration,
+    shutdown: Shutdown,
+) -> Result<JoinHandle<()>, Error> {
+    let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+    let config = veilgrid_prover::ProverConfig {
+        data_dir: data_dir.map(|d| d.join("prover")),
+        dev_keys: true,
+        router: Some(router_url.to_owned()),
+        ttl,
+        ..Default::default()
+    };
+    let cfg = config.clone();
+    let prover = tokio::task::spawn_blocking(move || veilgrid_prover::open(&cfg))
+        .await
+        .map_err(|e| Error::Service(format!("prover: {e}")))?
+        .map_err(|e| Error::Service(format!("prover: {e}")))?;
+    Ok(tokio::spawn(async move {
+        if let Err(e) = veilgrid_prover::serve(listener, shutdown, config, prover).await {
+            tracing::error!(error = %e, "prover stopped");
         }
     }))
 }

@@ -1,10 +1,12 @@
 //! The `veilgrid` command line.
 
 mod agg;
+mod audit;
 mod ca;
 mod complete;
 mod matching;
 mod providers;
+mod prover;
 mod serve;
 mod up;
 
@@ -75,6 +77,10 @@ enum Command {
     Rates(matching::RatesArgs),
     /// One-shot secure aggregation: rounds, client submissions, results, committee members.
     Agg(agg::AggArgs),
+    /// Groth16 keys of the prover service (setup) and proving through the router.
+    Prover(prover::ProverArgs),
+    /// The auditor: fetch the audit log and proofs, verify them offline, export for snarkjs.
+    Audit(audit::AuditArgs),
     /// The Veilgrid CA: create it, issue certificates for services and clients (mutual TLS).
     Ca(ca::CaArgs),
 }
@@ -148,6 +154,8 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Match(a) => matching::run(a).await.map(|()| ExitCode::SUCCESS),
         Command::Rates(a) => matching::rates(a).await.map(|()| ExitCode::SUCCESS),
         Command::Agg(a) => agg::run(a).await.map(|()| ExitCode::SUCCESS),
+        Command::Prover(a) => prover::run(a).await.map(|()| ExitCode::SUCCESS),
+        Command::Audit(a) => audit::run(a).await,
         Command::Ca(a) => ca::run(a).map(|()| ExitCode::SUCCESS),
     }
 }

@@ -14,6 +14,9 @@ enum Service {
     Router,
     /// The echo provider (veilgrid/echo/v1 and veilgrid/echo/sealed/v1).
     Echo,
+    /// The prover and audit log (veilgrid/audit/..., veilgrid/prove/v1); log and keys under
+    /// <data-dir>/prover. The router pushes its receipts to it.
+    Prover,
     /// The one-shot secure aggregation server (veilgrid/agg/...); rounds under <data-dir>/aggregator.
     Aggregator,
     /// One aggregation committee member (identity under <data-dir>/agg-member-0).
@@ -109,6 +112,28 @@ pub(crate) async fn run(a: ServeArgs) -> Result<(), Error> {
             })?;
             println!("router listening on {scheme}://{listen}");
             veilgrid_router::serve(listener, shutdown, state).await?;
+        }
+        Service::Prover => {
+            let listener = bind(a.listen.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)))).await?;
+            let config = veilgrid_prover::ProverConfig {
+                data_dir: Some(data_dir.join("prover")),
+                dev_keys: true,
+                router: Some(a.router.clone()),
+                advertise: a.advertise,
+                ttl: Duration::from_secs(a.lease_ttl_secs),
+                ..Default::default()
+            };
+            println!(
+                "prover at http://{}, registering with {}",
+                listener.local_addr().map_err(|source| Error::Io {
+                    path: "listener".into(),
+                    source,
+                })?,
+                a.router
+            );
+            veilgrid_prover::run(listener, shutdown, config)
+                .await
+                .map_err(|e| Error::Service(e.to_string()))?;
         }
         Service::Echo => {
             let listener = bind(a.listen.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)))).await?;

@@ -30,6 +30,9 @@ pub enum RouterError {
         /// Why it was refused.
         reason: String,
     },
+    /// The ledger writer could not commit an entry.
+    #[error("ledger: {0}")]
+    Ledger(String),
     /// The gRPC server failed.
     #[error(transparent)]
     Kit(#[from] veilgrid_kit::KitError),

@@ -124,6 +124,8 @@ pub(crate) fn entry_with(
         .map_err(|e| bad(format!("endpoint: {e}")))?
         .connect_timeout(Duration::from_secs(2))
         .tcp_nodelay(true)
+        .initial_stream_window_size(veilgrid_kit::server::STREAM_WINDOW)
+        .initial_connection_window_size(veilgrid_kit::server::CONNECTION_WINDOW)
         .http2_keep_alive_interval(Duration::from_secs(10))
         .keep_alive_timeout(Duration::from_secs(5));
     Ok(Arc::new(Entry::new(

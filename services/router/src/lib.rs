@@ -15,6 +15,7 @@
 mod error;
 mod forward;
 mod lease;
+mod ledger;
 pub mod rates;
 pub mod receipt_sink;
 pub mod registry;
@@ -108,14 +109,16 @@ impl std::fmt::Debug for RouterConfig {
 pub struct State {
     config: RouterConfig,
     registry: Registry,
-    store: Box<dyn Store>,
+    store: Arc<dyn Store>,
+    ledger: ledger::Ledger,
     rates: RwLock<RateTable>,
 }
 
 impl State {
     /// Open the store, restore leases that are still alive and the ledger.
     pub fn open(config: RouterConfig) -> Result<Arc<Self>, RouterError> {
-        let store = store::open(config.store.as_deref(), config.data_dir.as_deref())?;
+        let store: Arc<dyn Store> =
+            store::open(config.store.as_deref(), config.data_dir.as_deref())?.into();
         let registry = Registry::default();
         registry.load_tallies(store.tallies()?);
         let now = now_ms();
@@ -126,10 +129,12 @@ impl State {
             }
         }
         let rates = RwLock::new(RateTable::new(&config.currency));
+        let ledger = ledger::Ledger::start(store.clone())?;
         Ok(Arc::new(Self {
             config,
             registry,
             store,
+            ledger,
             rates,
         }))
     }
@@ -142,15 +147,24 @@ impl State {
             .saturating_add(64 << 10)
     }
 
-    fn record(
+    /// Commit one promise outcome (group-committed with concurrent ones), then
+    /// count it in the in-memory tallies.
+    async fn record(
         &self,
         provider: &[u8; 32],
         protocol: &ProtocolId,
         kept: bool,
-        receipt: Option<&SignedReceipt>,
+        receipt: Option<SignedReceipt>,
     ) -> Result<(), RouterError> {
-        self.store
-            .record(provider, protocol, kept, now_ms(), receipt)?;
+        self.ledger
+            .record(store::LedgerEntry {
+                provider_id: *provider,
+                protocol: *protocol,
+                kept,
+                at_ms: now_ms(),
+                receipt,
+            })
+            .await?;
         self.registry.count(provider, protocol, kept);
         Ok(())
     }

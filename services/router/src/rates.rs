@@ -274,7 +274,7 @@ mod tests {
         };
         let honest = mk(0.5, -0.25);
         let liar = mk(5.0, -0.25);
-        assert!(agreed(&[honest.clone()]).is_none());
+        assert!(agreed(std::slice::from_ref(&honest)).is_none());
         assert!(agreed(&[honest.clone(), liar.clone()]).is_none());
         let three = [liar.clone(), honest.clone(), honest.clone()];
         let got = agreed(&three).unwrap();

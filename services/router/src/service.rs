@@ -117,7 +117,7 @@ impl RouterService {
             match outcome {
                 Outcome::Kept(kept) => {
                     let (resp, receipt) = *kept;
-                    st.record(&entry.id, &protocol, true, Some(&receipt))?;
+                    st.record(&entry.id, &protocol, true, Some(receipt)).await?;
                     if let Some(obs) = &st.config.observer {
                         obs(&protocol, &resp.completion);
                     }
@@ -125,7 +125,7 @@ impl RouterService {
                 }
                 Outcome::Refused(s) => return Err(s),
                 Outcome::Broken(s) => {
-                    st.record(&entry.id, &protocol, false, None)?;
+                    st.record(&entry.id, &protocol, false, None).await?;
                     if s.code() == tonic::Code::Unavailable {
                         entry.serving.store(false, Ordering::Relaxed);
                     }
@@ -158,7 +158,8 @@ impl RouterService {
                 ))
             });
         }
-        let rates = st.rates.read().map(|r| r.clone()).unwrap_or_default();
+        // Read the table in place: cloning its map per request showed up in profiles.
+        let rates = st.rates.read().unwrap_or_else(|p| p.into_inner());
         let cands: Vec<Candidate> = entries
             .iter()
             .map(|e| {

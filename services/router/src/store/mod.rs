@@ -1,8 +1,9 @@
 //! Durable state of the router: provider leases, the promise ledger and receipts.
 //!
 //! One trait, so the embedded SQLite store and a PostgreSQL one (for several router
-//! replicas) are interchangeable. Writes happen before the router answers, so a
-//! restart loses no ledger entry that a caller has seen the result of.
+//! replicas) are interchangeable. Ledger writes are group-committed by one writer
+//! thread (`crate::ledger`), and a request is answered only after its entry is
+//! committed, so a restart loses no ledger entry that a caller has seen the result of.
 
 mod postgres;
 pub(crate) mod postgres_replicas;
@@ -49,6 +50,21 @@ impl Tally {
     }
 }
 
+/// One promise outcome, as the ledger writer hands it to [`Store::record_batch`].
+#[derive(Debug, Clone)]
+pub struct LedgerEntry {
+    /// The provider that made the promise.
+    pub provider_id: [u8; 32],
+    /// The protocol it was made for.
+    pub protocol: ProtocolId,
+    /// Kept (a valid receipt) or broken.
+    pub kept: bool,
+    /// When the router judged it, ms since the Unix epoch.
+    pub at_ms: u64,
+    /// The receipt of a kept promise.
+    pub receipt: Option<SignedReceipt>,
+}
+
 /// Where the router keeps its state.
 pub trait Store: Send + Sync + 'static {
     /// Insert or replace a provider's lease.
@@ -68,6 +84,21 @@ pub trait Store: Send + Sync + 'static {
         at_ms: u64,
         receipt: Option<&SignedReceipt>,
     ) -> Result<(), RouterError>;
+    /// Append several promise outcomes at once, atomically where the backend can
+    /// (the ledger writer's group commit: one transaction for every request that
+    /// finished while the previous batch was being written).
+    fn record_batch(&self, entries: &[LedgerEntry]) -> Result<(), RouterError> {
+        for e in entries {
+            self.record(
+                &e.provider_id,
+                &e.protocol,
+                e.kept,
+                e.at_ms,
+                e.receipt.as_ref(),
+            )?;
+        }
+        Ok(())
+    }
     /// Tallies per (provider, protocol), summed over the whole ledger.
     fn tallies(&self) -> Result<Vec<([u8; 32], ProtocolId, Tally)>, RouterError>;
     /// Stored receipts with sequence number above `after`, at most `limit`.

@@ -25,7 +25,7 @@ use veilgrid_core::{
     receipt::{Receipt, SignedReceipt},
 };
 
-use super::{LeaseRecord, Store, Tally};
+use super::{LeaseRecord, LedgerEntry, Store, Tally};
 use crate::RouterError;
 
 /// Versioned schema of the `router` component; append, never edit a released entry.
@@ -417,6 +417,43 @@ impl Store for PostgresStore {
                     &[&canonical, &signature],
                 )
                 .map_err(pg("storing a receipt"))?;
+            }
+            tx.commit().map_err(pg("committing a ledger write"))
+        })
+    }
+
+    fn record_batch(&self, entries: &[LedgerEntry]) -> Result<(), RouterError> {
+        type Row = ([u8; 32], [u8; 32], bool, i64, Option<(Vec<u8>, Vec<u8>)>);
+        let mut rows: Vec<Row> = Vec::with_capacity(entries.len());
+        for e in entries {
+            let receipt = match &e.receipt {
+                Some(r) => Some((
+                    r.receipt
+                        .canonical_bytes()
+                        .map_err(|err| corrupt("receipt", err))?,
+                    r.signature.to_vec(),
+                )),
+                None => None,
+            };
+            rows.push((
+                e.provider_id,
+                *e.protocol.as_bytes(),
+                e.kept,
+                ms(e.at_ms),
+                receipt,
+            ));
+        }
+        self.run(move |c| {
+            let mut tx = c.transaction().map_err(pg("starting a ledger write"))?;
+            for (id, proto, kept, at, receipt) in rows {
+                insert_promise(&mut tx, &id, &proto, kept, at)?;
+                if let Some((canonical, signature)) = receipt {
+                    tx.execute(
+                        "INSERT INTO router_receipts (canonical, signature) VALUES ($1, $2)",
+                        &[&canonical, &signature],
+                    )
+                    .map_err(pg("storing a receipt"))?;
+                }
             }
             tx.commit().map_err(pg("committing a ledger write"))
         })

@@ -8,7 +8,7 @@ use veilgrid_core::{
     receipt::{Receipt, SignedReceipt},
 };
 
-use super::{LeaseRecord, Store, Tally};
+use super::{LeaseRecord, LedgerEntry, Store, Tally};
 use crate::RouterError;
 
 /// Versioned schema; each entry runs once, in order, recorded in `user_version`.
@@ -149,30 +149,40 @@ impl Store for SqliteStore {
         at_ms: u64,
         receipt: Option<&SignedReceipt>,
     ) -> Result<(), RouterError> {
-        let canonical = match receipt {
-            Some(r) => Some(
-                r.receipt
-                    .canonical_bytes()
-                    .map_err(|e| corrupt("receipt", e))?,
-            ),
-            None => None,
-        };
+        self.record_batch(&[LedgerEntry {
+            provider_id: *provider_id,
+            protocol: *protocol,
+            kept,
+            at_ms,
+            receipt: receipt.cloned(),
+        }])
+    }
+
+    fn record_batch(&self, entries: &[LedgerEntry]) -> Result<(), RouterError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        tx.execute(
-            "INSERT INTO promises (provider_id, protocol_id, kept, at_ms) VALUES (?1, ?2, ?3, ?4)",
-            params![
-                &provider_id[..],
-                &protocol.as_bytes()[..],
-                kept,
-                at_ms as i64
-            ],
-        )?;
-        if let (Some(c), Some(r)) = (canonical, receipt) {
-            tx.execute(
-                "INSERT INTO receipts (canonical, signature) VALUES (?1, ?2)",
-                params![c, &r.signature[..]],
+        {
+            // Cached statements: parsing the SQL once per connection, not per row.
+            let mut promise = tx.prepare_cached(
+                "INSERT INTO promises (provider_id, protocol_id, kept, at_ms) VALUES (?1, ?2, ?3, ?4)",
             )?;
+            let mut receipt_row =
+                tx.prepare_cached("INSERT INTO receipts (canonical, signature) VALUES (?1, ?2)")?;
+            for e in entries {
+                promise.execute(params![
+                    &e.provider_id[..],
+                    &e.protocol.as_bytes()[..],
+                    e.kept,
+                    e.at_ms as i64
+                ])?;
+                if let Some(r) = &e.receipt {
+                    let canonical = r
+                        .receipt
+                        .canonical_bytes()
+                        .map_err(|err| corrupt("receipt", err))?;
+                    receipt_row.execute(params![canonical, &r.signature[..]])?;
+                }
+            }
         }
         tx.commit()?;
         Ok(())

@@ -19,7 +19,7 @@ use veilgrid_core::{
 };
 use veilgrid_router::{
     RouterError,
-    store::{LeaseRecord, POSTGRES_MIGRATIONS, PostgresStore, Store, Tally},
+    store::{LeaseRecord, LedgerEntry, POSTGRES_MIGRATIONS, PostgresStore, Store, Tally},
 };
 
 /// A database of its own, dropped when this goes out of scope.
@@ -164,10 +164,14 @@ fn leases_ledger_and_receipts_round_trip() {
     s.record(&pid, &proto, true, 10, Some(&receipt(&provider, 1)))
         .unwrap();
     s.record(&pid, &proto, false, 11, None).unwrap();
-    for n in [2, 3] {
-        s.record(&pid, &proto, true, 11 + n, Some(&receipt(&provider, n)))
-            .unwrap();
-    }
+    let entry = |n: u64| LedgerEntry {
+        provider_id: pid,
+        protocol: proto,
+        kept: true,
+        at_ms: 11 + n,
+        receipt: Some(receipt(&provider, n)),
+    };
+    s.record_batch(&[entry(2), entry(3)]).unwrap();
     assert_eq!(
         s.tallies().unwrap(),
         vec![(pid, proto, Tally { kept: 3, broken: 1 })]

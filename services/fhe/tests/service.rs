@@ -576,3 +576,65 @@ async fn bad_inputs_get_clear_codes_and_do_not_poison_other_clients() {
     }
     sd.cancel();
 }
+
+/// Service-level numbers without criterion (which cannot be a dev-dependency here, see
+/// Cargo.toml): `cargo test -p veilgrid-fhe-service --release -- --ignored --nocapture measure`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "prints timings; slow (several tree inferences)"]
+async fn measure_service_latencies() {
+    let sd = Shutdown::new();
+    let svc = start_service(&sd, EngineConfig::default()).await;
+    let k = keys_a();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let t = std::time::Instant::now();
+    let _ = make_keys();
+    println!("keygen {:.0} ms", ms(t.elapsed()));
+    let mut direct = FheClient::direct(&svc.url).unwrap();
+    let mut bytes = FheClient::provider(&svc.url).unwrap();
+    let t = std::time::Instant::now();
+    bytes
+        .register_key(k.id, k.bytes.clone(), |_| {})
+        .await
+        .unwrap();
+    println!(
+        "first upload of {} bytes (streamed completion, checks, store) {:.0} ms",
+        k.bytes.len(),
+        ms(t.elapsed())
+    );
+    let t = std::time::Instant::now();
+    direct
+        .register_key(k.id, k.bytes.clone(), |_| {})
+        .await
+        .unwrap();
+    println!(
+        "re-upload (idempotent, hash only) {:.0} ms",
+        ms(t.elapsed())
+    );
+    for (name, batch) in [(LR, 16usize), (GBT, 4)] {
+        let m = model(name);
+        let rows: Vec<Vec<f64>> = (0..batch).map(|i| test_row(i).0).collect();
+        let t = std::time::Instant::now();
+        bytes.predict(&k.client, &m, &rows[0]).await.unwrap();
+        println!(
+            "{name}: first query (decompresses the key) {:.0} ms",
+            ms(t.elapsed())
+        );
+        for i in 1..3 {
+            let r = bytes.predict(&k.client, &m, &rows[i]).await.unwrap();
+            println!(
+                "{name}: query end to end {:.1} ms (service eval {:.1} ms), bootstraps per inference {}",
+                ms(r.latency),
+                ms(r.eval),
+                m.bootstraps_per_inference()
+            );
+        }
+        let out = bytes.predict_batch(&k.client, &m, &rows).await.unwrap();
+        println!(
+            "{name}: batch of {batch} end to end {:.1} ms ({:.1} ms per query; service eval {:.1} ms)",
+            ms(out[0].latency),
+            ms(out[0].latency) / batch as f64,
+            ms(out[0].eval)
+        );
+    }
+    sd.cancel();
+}

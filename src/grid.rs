@@ -90,11 +90,6 @@ pub async fn start(opts: GridOptions) -> Result<LocalGrid, Error> {
     let (router_url, state, router_task) =
         start_router(opts.listen, config, shutdown.clone()).await?;
     let mut tasks = vec![router_task];
-    tasks.push(start_rate_feed(
-        state.clone(),
-        opts.router.health_interval,
-        shutdown.clone(),
-    ));
     tasks.push(
         start_prover(
             &router_url,
@@ -187,13 +182,6 @@ pub async fn start_router(
         }
     });
     Ok((url, state, task))
-}
-
-/// Keep the router's exchange-rate table up to date: poll the matching nodes' published
-/// table every `every` and install it when two of them agree (issue 5,
-/// `veilgrid_router::rates::follow`).
-pub fn start_rate_feed(state: Arc<State>, every: Duration, shutdown: Shutdown) -> JoinHandle<()> {
-    tokio::spawn(veilgrid_router::rates::follow(state, shutdown, every))
 }
 
 /// The identity kept under `<data_dir>/<name>`, or a fresh one without a data dir.

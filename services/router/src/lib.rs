@@ -216,6 +216,13 @@ pub async fn serve(
     state: Arc<State>,
 ) -> Result<(), RouterError> {
     let upkeep = tokio::spawn(upkeep(state.clone(), shutdown.clone()));
+    // Exchange rates from the matching nodes (providers of `veilgrid/match/rates/v1`),
+    // installed when two agree; polled by every router, embedded or standalone.
+    let rate_feed = tokio::spawn(rates::follow(
+        state.clone(),
+        shutdown.clone(),
+        state.config.health_interval,
+    ));
     let sink = tokio::spawn(receipt_sink::run(state.clone(), shutdown.clone()));
     let mut routes = RoutesBuilder::default();
     routes.add_service(state.service());
@@ -228,6 +235,7 @@ pub async fn serve(
     .await;
     shutdown.cancel();
     let _ = upkeep.await;
+    let _ = rate_feed.await;
     let _ = sink.await;
     served.map_err(RouterError::from)
 }

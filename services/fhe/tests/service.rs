@@ -619,8 +619,8 @@ async fn measure_service_latencies() {
             "{name}: first query (decompresses the key) {:.0} ms",
             ms(t.elapsed())
         );
-        for i in 1..3 {
-            let r = bytes.predict(&k.client, &m, &rows[i]).await.unwrap();
+        for row in &rows[1..3] {
+            let r = bytes.predict(&k.client, &m, row).await.unwrap();
             println!(
                 "{name}: query end to end {:.1} ms (service eval {:.1} ms), bootstraps per inference {}",
                 ms(r.latency),

@@ -2,6 +2,7 @@
 
 mod aggregation;
 mod audit;
+mod fhe;
 mod matching;
 
 use std::time::{Duration, Instant};
@@ -117,7 +118,13 @@ pub async fn run(router: Option<&str>, print: bool) -> Result<Report, Error> {
     };
     chapter_grid(&mut story, &addr).await;
     aggregation::chapter(&mut story, &addr).await;
-    matching::chapter(&mut story, &addr, local.as_ref().map(|g| g.shutdown.clone())).await;
+    matching::chapter(
+        &mut story,
+        &addr,
+        local.as_ref().map(|g| g.shutdown.clone()),
+    )
+    .await;
+    fhe::chapter_fhe(&mut story, &addr).await;
     audit::chapter(&mut story, &addr).await;
     if let Some(g) = local {
         g.stop().await;

@@ -91,6 +91,15 @@ pub async fn start(opts: GridOptions) -> Result<LocalGrid, Error> {
         start_router(opts.listen, config, shutdown.clone()).await?;
     let mut tasks = vec![router_task];
     tasks.push(
+        start_fhe(
+            &router_url,
+            opts.data_dir.as_ref(),
+            opts.lease_ttl,
+            shutdown.clone(),
+        )
+        .await?,
+    );
+    tasks.push(
         start_prover(
             &router_url,
             opts.data_dir.as_ref(),
@@ -351,6 +360,31 @@ pub async fn start_prover(
     Ok(tokio::spawn(async move {
         if let Err(e) = veilgrid_prover::serve(listener, shutdown, config, prover).await {
             tracing::error!(error = %e, "prover stopped");
+        }
+    }))
+}
+
+/// Start the FHE inference service (issue 3) and register it with the router; compressed
+/// evaluation keys live under `<data_dir>/fhe/keys`, its identity under `<data_dir>/fhe`.
+pub async fn start_fhe(
+    router_url: &str,
+    data_dir: Option<&PathBuf>,
+    ttl: Duration,
+    shutdown: Shutdown,
+) -> Result<JoinHandle<()>, Error> {
+    let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+    let config = veilgrid_fhe_service::FheConfig {
+        engine: veilgrid_fhe_service::EngineConfig {
+            data_dir: data_dir.map(|d| d.join("fhe")),
+            ..Default::default()
+        },
+        router: Some(router_url.to_owned()),
+        ttl,
+        ..Default::default()
+    };
+    Ok(tokio::spawn(async move {
+        if let Err(e) = veilgrid_fhe_service::run(listener, shutdown, config).await {
+            tracing::error!(error = %e, "fhe service stopped");
         }
     }))
 }

@@ -205,13 +205,19 @@ fn up_separate_starts_children_and_stops_them_on_ctrl_c() {
             .unwrap();
         if out.status.success() {
             let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-            // Echo, the aggregation server and its 5 committee members, each a child process.
+            // Echo, the prover, FHE, the aggregation server and its 5 committee members,
+            // each a child process.
             let names: Vec<&str> = v
                 .as_array()
                 .map(|a| a.iter().filter_map(|p| p["name"].as_str()).collect())
                 .unwrap_or_default();
             let count = |n: &str| names.iter().filter(|x| **x == n).count();
-            if count("echo") == 1 && count("aggregator") == 1 && count("agg-member") == 5 {
+            if count("echo") == 1
+                && count("prover") == 1
+                && count("fhe") == 1
+                && count("aggregator") == 1
+                && count("agg-member") == 5
+            {
                 registered = true;
                 break;
             }
@@ -220,7 +226,7 @@ fn up_separate_starts_children_and_stops_them_on_ctrl_c() {
     }
     assert!(
         registered,
-        "router, echo, aggregator and 5 committee members came up as child processes"
+        "router, echo, prover, fhe, aggregator and 5 committee members came up as child processes"
     );
     // The same grid runs the demo.
     let demo = veilgrid()

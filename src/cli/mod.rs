@@ -4,9 +4,10 @@ mod agg;
 mod audit;
 mod ca;
 mod complete;
+mod fhe;
 mod matching;
-mod providers;
 mod prover;
+mod providers;
 mod serve;
 mod up;
 
@@ -77,6 +78,8 @@ enum Command {
     Rates(matching::RatesArgs),
     /// One-shot secure aggregation: rounds, client submissions, results, committee members.
     Agg(agg::AggArgs),
+    /// Encrypted inference on TFHE: keys, key registration, models, encrypted queries, evaluation.
+    Fhe(fhe::FheArgs),
     /// Groth16 keys of the prover service (setup) and proving through the router.
     Prover(prover::ProverArgs),
     /// The auditor: fetch the audit log and proofs, verify them offline, export for snarkjs.
@@ -154,6 +157,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Match(a) => matching::run(a).await.map(|()| ExitCode::SUCCESS),
         Command::Rates(a) => matching::rates(a).await.map(|()| ExitCode::SUCCESS),
         Command::Agg(a) => agg::run(a).await.map(|()| ExitCode::SUCCESS),
+        Command::Fhe(a) => fhe::run(a).await.map(|()| ExitCode::SUCCESS),
         Command::Prover(a) => prover::run(a).await.map(|()| ExitCode::SUCCESS),
         Command::Audit(a) => audit::run(a).await,
         Command::Ca(a) => ca::run(a).map(|()| ExitCode::SUCCESS),

@@ -14,6 +14,8 @@ enum Service {
     Router,
     /// The echo provider (veilgrid/echo/v1 and veilgrid/echo/sealed/v1).
     Echo,
+    /// The FHE inference service (veilgrid/fhe/...); keys under <data-dir>/fhe.
+    Fhe,
     /// The prover and audit log (veilgrid/audit/..., veilgrid/prove/v1); log and keys under
     /// <data-dir>/prover. The router pushes its receipts to it.
     Prover,
@@ -112,6 +114,30 @@ pub(crate) async fn run(a: ServeArgs) -> Result<(), Error> {
             })?;
             println!("router listening on {scheme}://{listen}");
             veilgrid_router::serve(listener, shutdown, state).await?;
+        }
+        Service::Fhe => {
+            let listener = bind(a.listen.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)))).await?;
+            let local = listener.local_addr().map_err(|source| Error::Io {
+                path: "listener".into(),
+                source,
+            })?;
+            let config = veilgrid_fhe_service::FheConfig {
+                engine: veilgrid_fhe_service::EngineConfig {
+                    data_dir: Some(data_dir.join("fhe")),
+                    ..Default::default()
+                },
+                router: Some(a.router.clone()),
+                advertise: a.advertise.clone(),
+                ttl: Duration::from_secs(a.lease_ttl_secs),
+                ..Default::default()
+            };
+            println!(
+                "fhe service at http://{local}, registering with {}",
+                a.router
+            );
+            veilgrid_fhe_service::run(listener, shutdown, config)
+                .await
+                .map_err(|e| Error::Service(e.to_string()))?;
         }
         Service::Prover => {
             let listener = bind(a.listen.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)))).await?;

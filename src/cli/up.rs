@@ -123,16 +123,19 @@ async fn run_separate(
         dd.clone(),
         "--stop-on-stdin-eof".into(),
     ])?);
-    // Aggregation: the server and a committee of 5, each member its own process and identity.
-    children.push(spawn(vec![
-        "serve".into(),
-        "aggregator".into(),
-        "--router".into(),
-        router_url.clone(),
-        "--data-dir".into(),
-        dd.clone(),
-        "--stop-on-stdin-eof".into(),
-    ])?);
+    // The prover (audit log), FHE inference and the aggregation server, each its own process;
+    // then a committee of 5, each member with its own identity.
+    for service in ["prover", "fhe", "aggregator"] {
+        children.push(spawn(vec![
+            "serve".into(),
+            service.into(),
+            "--router".into(),
+            router_url.clone(),
+            "--data-dir".into(),
+            dd.clone(),
+            "--stop-on-stdin-eof".into(),
+        ])?);
+    }
     for i in 0..5 {
         children.push(spawn(vec![
             "serve".into(),

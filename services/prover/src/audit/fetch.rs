@@ -116,7 +116,7 @@ pub async fn fetch(
     let first_have = have;
     let mut used_sizes = BTreeSet::new();
     let mut found: BTreeSet<[u8; 32]> = BTreeSet::new();
-    scan_existing(&out.join(ENTRIES), &mut found);
+    scan_existing(&out.join(ENTRIES), &mut found, &mut used_sizes);
     let started = Instant::now();
     let mut latest;
     loop {
@@ -190,13 +190,19 @@ fn count_entries(dir: &Path) -> u64 {
     n
 }
 
-fn scan_existing(dir: &Path, found: &mut BTreeSet<[u8; 32]>) {
+/// Receipts already fetched, and the checkpoint sizes their bundles were made
+/// against (each must be proven consistent with the newest checkpoint again, or a
+/// directory fetched twice would hold bundles no consistency proof reaches).
+fn scan_existing(dir: &Path, found: &mut BTreeSet<[u8; 32]>, sizes: &mut BTreeSet<u64>) {
     let mut i = 0;
     while let Ok(text) = std::fs::read(dir.join(entry_file(i))) {
-        if let Ok(b) = ProofBundle::parse(&text)
-            && let Ok(r) = decode_receipt_entry(&b.entry)
-        {
-            found.insert(r.receipt.response_hash);
+        if let Ok(b) = ProofBundle::parse(&text) {
+            if let Ok(size) = size_of(&b.checkpoint) {
+                sizes.insert(size);
+            }
+            if let Ok(r) = decode_receipt_entry(&b.entry) {
+                found.insert(r.receipt.response_hash);
+            }
         }
         i += 1;
     }

@@ -30,7 +30,13 @@ async fn a_round_through_the_cli() {
     // wait for the three nodes to register
     let mut c = common::client(&g).await;
     for _ in 0..100 {
-        if c.providers(None).await.unwrap().len() >= 4 {
+        let ps = c.providers(None).await.unwrap();
+        let nodes = ps
+            .iter()
+            .filter_map(|p| p.info.as_ref())
+            .filter(|i| i.name.starts_with("matcher-"))
+            .count();
+        if nodes == 3 {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;

@@ -14,8 +14,11 @@ stamp "npm ci (circuits/snarkjs-check, package-lock.json pinned)"
 (cd circuits/snarkjs-check && npm ci --no-audit --no-fund --loglevel=error)
 SNARKJS="node $PWD/circuits/snarkjs-check/node_modules/snarkjs/build/cli.cjs"
 
-stamp "cargo build --bin veilgrid"
-cargo build --quiet --bin veilgrid
+# The same build as `cargo test --workspace` (a no-op right after it in CI): a plain
+# `cargo build --bin` resolves features without dev-dependencies and would rebuild
+# tfhe-rs and arkworks (~7 minutes) just for this step.
+stamp "cargo test --workspace --no-run (builds target/debug/veilgrid)"
+cargo test --workspace --no-run --quiet
 VEILGRID="$CARGO_TARGET_DIR/debug/veilgrid"
 
 work=$(mktemp -d)

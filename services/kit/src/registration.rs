@@ -159,3 +159,55 @@ async fn renew_or_register(
         }),
     }
 }
+
+/// Serve `routes` plus `provider` on `listener` and, when `router` is given, keep
+/// `provider` registered there (advertised at `advertise`, else `http://<listen>`)
+/// until `shutdown`; the lease is released before returning. The run loop every
+/// provider service shares.
+pub async fn serve_registered(
+    listener: tokio::net::TcpListener,
+    shutdown: Shutdown,
+    mut routes: tonic::service::RoutesBuilder,
+    provider: ProviderService,
+    router: Option<String>,
+    advertise: Option<String>,
+    ttl: Duration,
+) -> Result<(), KitError> {
+    let endpoint = match advertise {
+        Some(a) => a,
+        None => format!(
+            "http://{}",
+            listener.local_addr().map_err(|e| KitError::Transport {
+                what: "reading the listener's address",
+                reason: e.to_string(),
+            })?
+        ),
+    };
+    routes.add_service(provider.clone().into_server());
+    let server = tokio::spawn(crate::server::serve(listener, shutdown.clone(), routes));
+    let keeper = match router {
+        Some(router) => Some(
+            start(
+                provider,
+                RegistrationConfig {
+                    router,
+                    endpoint,
+                    ttl,
+                },
+                shutdown.clone(),
+                Duration::from_secs(10),
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    let served = server.await.map_err(|e| KitError::Transport {
+        what: "the server task",
+        reason: e.to_string(),
+    })?;
+    shutdown.cancel();
+    if let Some(k) = keeper {
+        let _ = k.await;
+    }
+    served
+}

@@ -40,7 +40,7 @@ use veilgrid_kit::{
     Shutdown,
     identity::Identity,
     provider::{ProviderConfig, ProviderService},
-    registration::{self, RegistrationConfig},
+    registration,
 };
 use veilgrid_proto::prover::v1::prover_server::ProverServer;
 
@@ -143,46 +143,17 @@ pub async fn serve(
     let api = ProverServer::new(grpc::ProverService { prover })
         .max_decoding_message_size(client::MAX_RESPONSE)
         .max_encoding_message_size(client::MAX_RESPONSE);
-    let endpoint = match &config.advertise {
-        Some(a) => a.clone(),
-        None => format!(
-            "http://{}",
-            listener.local_addr().map_err(|source| ProverError::Io {
-                path: "listener".into(),
-                source,
-            })?
-        ),
-    };
     let mut routes = RoutesBuilder::default();
     routes.add_service(api);
-    routes.add_service(provider.clone().into_server());
-    let server = tokio::spawn(veilgrid_kit::server::serve(
+    registration::serve_registered(
         listener,
-        shutdown.clone(),
+        shutdown,
         routes,
-    ));
-    let keeper = match &config.router {
-        Some(router) => Some(
-            registration::start(
-                provider,
-                RegistrationConfig {
-                    router: router.clone(),
-                    endpoint,
-                    ttl: config.ttl,
-                },
-                shutdown.clone(),
-                Duration::from_secs(10),
-            )
-            .await?,
-        ),
-        None => None,
-    };
-    let served = server
-        .await
-        .map_err(|e| ProverError::Internal(format!("server task: {e}")))?;
-    shutdown.cancel();
-    if let Some(k) = keeper {
-        let _ = k.await;
-    }
-    Ok(served?)
+        provider,
+        config.router.clone(),
+        config.advertise.clone(),
+        config.ttl,
+    )
+    .await?;
+    Ok(())
 }

@@ -38,6 +38,9 @@ pub enum Error {
     /// A service failed to start or run.
     #[error("{0}")]
     Service(String),
+    /// The command was given arguments it cannot work with.
+    #[error("{0}")]
+    Usage(String),
     /// Cryptographic material was malformed.
     #[error(transparent)]
     Crypto(#[from] veilgrid_core::Error),

@@ -91,20 +91,22 @@ pub async fn start(opts: GridOptions) -> Result<LocalGrid, Error> {
         start_router(opts.listen, config, shutdown.clone()).await?;
     let mut tasks = vec![router_task];
     tasks.push(
-        start_fhe(
+        start_fhe_secure(
             &router_url,
             opts.data_dir.as_ref(),
             opts.lease_ttl,
             shutdown.clone(),
+            &service_security(tls, "fhe")?,
         )
         .await?,
     );
     tasks.push(
-        start_prover(
+        start_prover_secure(
             &router_url,
             opts.data_dir.as_ref(),
             opts.lease_ttl,
             shutdown.clone(),
+            &service_security(tls, "prover")?,
         )
         .await?,
     );
@@ -344,12 +346,24 @@ pub async fn start_prover(
     ttl: Duration,
     shutdown: Shutdown,
 ) -> Result<JoinHandle<()>, Error> {
+    start_prover_secure(router_url, data_dir, ttl, shutdown, &Security::Plaintext).await
+}
+
+/// [`start_prover`] with `security` (its certificate must be issued to `prover`).
+pub async fn start_prover_secure(
+    router_url: &str,
+    data_dir: Option<&PathBuf>,
+    ttl: Duration,
+    shutdown: Shutdown,
+    security: &Security,
+) -> Result<JoinHandle<()>, Error> {
     let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
     let config = veilgrid_prover::ProverConfig {
         data_dir: data_dir.map(|d| d.join("prover")),
         dev_keys: true,
         router: Some(router_url.to_owned()),
         ttl,
+        security: security.clone(),
         ..Default::default()
     };
     let cfg = config.clone();
@@ -372,6 +386,17 @@ pub async fn start_fhe(
     ttl: Duration,
     shutdown: Shutdown,
 ) -> Result<JoinHandle<()>, Error> {
+    start_fhe_secure(router_url, data_dir, ttl, shutdown, &Security::Plaintext).await
+}
+
+/// [`start_fhe`] with `security` (its certificate must be issued to `fhe`).
+pub async fn start_fhe_secure(
+    router_url: &str,
+    data_dir: Option<&PathBuf>,
+    ttl: Duration,
+    shutdown: Shutdown,
+    security: &Security,
+) -> Result<JoinHandle<()>, Error> {
     let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
     let config = veilgrid_fhe_service::FheConfig {
         engine: veilgrid_fhe_service::EngineConfig {
@@ -380,6 +405,7 @@ pub async fn start_fhe(
         },
         router: Some(router_url.to_owned()),
         ttl,
+        security: security.clone(),
         ..Default::default()
     };
     Ok(tokio::spawn(async move {

@@ -494,3 +494,66 @@ fn ca_commands_write_the_ca_and_owner_only_keys() {
     let alice = Security::mtls_from_dir(dir.path(), "alice").unwrap();
     assert_eq!(alice.who(), Some(&Caller::client("alice")));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_fhe_key_belongs_to_the_client_that_registered_it() {
+    use veilgrid_fhe::{FheModel, builtin_model, dataset::BreastCancer, generate_keys};
+    use veilgrid_fhe_service::client::FheClient;
+    use veilgrid_proto::fhe::v1 as pb;
+    let dir = tempfile::tempdir().unwrap();
+    // The grid runs the FHE service under mutual TLS too (certificate `fhe`).
+    let g = tls_grid(dir.path()).await;
+    let as_client = |name: &str| {
+        let s = grid::security_for(g.tls.as_deref(), name, Role::Client).unwrap();
+        FheClient::via_router_secure(&g.router_url, &s).unwrap()
+    };
+    let (mut alice, mut bob) = (as_client("alice"), as_client("bob"));
+    let (client_key, compressed) = tokio::task::spawn_blocking(generate_keys)
+        .await
+        .unwrap()
+        .unwrap();
+    let id = compressed.id();
+    let bytes = Bytes::from(compressed.to_bytes().unwrap());
+    // The FHE service registers with the router in the background: retry until it is known.
+    let mut registered = None;
+    for _ in 0..150 {
+        match alice.register_key(id, bytes.clone(), |_| {}).await {
+            Ok(r) => {
+                registered = Some(r);
+                break;
+            }
+            Err(e) if matches!(e.code(), Code::NotFound | Code::Unavailable) => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    assert!(
+        !registered
+            .expect("the FHE service registered")
+            .already_registered
+    );
+    // Alice may register her key again (idempotent) and query with it.
+    let again = alice.register_key(id, bytes.clone(), |_| {}).await.unwrap();
+    assert!(again.already_registered);
+    let model = FheModel::compile(builtin_model("breast-cancer-logreg").unwrap()).unwrap();
+    let data = BreastCancer::load().unwrap();
+    let (_, row, _) = data.test_set().next().unwrap();
+    let expected = model.model().predict(row).unwrap();
+    let got = alice.predict(&client_key, &model, row).await.unwrap();
+    assert_eq!(got.prediction.class, expected.class);
+    // Bob may neither query with Alice's key nor register it as his.
+    let (query, _pending) = client_key.encrypt(&model, row).unwrap();
+    let e = bob
+        .infer(pb::InferRequest {
+            model: model.name().to_owned(),
+            key_id: Bytes::copy_from_slice(&id.0),
+            query: query.to_bytes().unwrap().into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+    let e = bob.register_key(id, bytes, |_| {}).await.unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+    g.stop().await;
+}

@@ -143,8 +143,9 @@ struct CommitteeArgs {
     stop_on_stdin_eof: bool,
 }
 
-fn agg_client(router: &str) -> Result<AggClient, Error> {
-    AggClient::via_router(router).map_err(|e| Error::Service(e.to_string()))
+fn agg_client(router: &RouterArg) -> Result<AggClient, Error> {
+    AggClient::via_router_secure(&router.router, &router.security()?)
+        .map_err(|e| Error::Service(e.to_string()))
 }
 
 fn round_id(hex_id: &str) -> Result<Vec<u8>, Error> {
@@ -192,7 +193,7 @@ async fn create(a: CreateArgs) -> Result<(), Error> {
         ..Default::default()
     };
     client::CommitteeKeys::fill(&keys, &mut req);
-    let info = agg_client(&a.router.router)?
+    let info = agg_client(&a.router)?
         .create_round(req)
         .await
         .map_err(|s| Error::rpc("creating the round", s))?;
@@ -229,7 +230,7 @@ async fn submit(a: SubmitArgs) -> Result<(), Error> {
         })
         .collect::<Result<Vec<u64>, Error>>()?;
     let id = round_id(&a.round)?;
-    let mut c = agg_client(&a.router.router)?;
+    let mut c = agg_client(&a.router)?;
     let info = c
         .get_round(&id)
         .await
@@ -250,7 +251,7 @@ async fn submit(a: SubmitArgs) -> Result<(), Error> {
 
 async fn result(a: ResultArgs) -> Result<(), Error> {
     let id = round_id(&a.round)?;
-    let mut c = agg_client(&a.router.router)?;
+    let mut c = agg_client(&a.router)?;
     let give_up = tokio::time::Instant::now() + Duration::from_secs(a.wait);
     let spinner = (!a.json).then(|| {
         let s = indicatif::ProgressBar::new_spinner();
@@ -292,7 +293,7 @@ async fn result(a: ResultArgs) -> Result<(), Error> {
 async fn audit(a: AuditArgs) -> Result<(), Error> {
     use veilgrid_aggregator::math::{AuditTranscript, Round};
     let id = round_id(&a.round)?;
-    let mut c = agg_client(&a.router.router)?;
+    let mut c = agg_client(&a.router)?;
     let info = c
         .get_round(&id)
         .await

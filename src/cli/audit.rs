@@ -88,7 +88,8 @@ pub(crate) async fn run(a: AuditArgs) -> Result<ExitCode, Error> {
 }
 
 async fn fetch(a: FetchArgs) -> Result<(), Error> {
-    let mut client = ProverClient::via_router(&a.router.router).map_err(svc)?;
+    let mut client =
+        ProverClient::via_router_secure(&a.router.router, &a.router.security()?).map_err(svc)?;
     let bar = if a.json {
         ProgressBar::hidden()
     } else {

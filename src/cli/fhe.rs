@@ -294,7 +294,8 @@ pub(crate) fn load_client_key(dir: &Path) -> Result<ClientKey, Error> {
 
 async fn register(a: RegisterArgs) -> Result<(), Error> {
     let (id, bytes) = load_server_key(&a.keys)?;
-    let mut c = FheClient::via_router(&a.router.router).map_err(remote)?;
+    let mut c =
+        FheClient::via_router_secure(&a.router.router, &a.router.security()?).map_err(remote)?;
     let pb = ProgressBar::new(bytes.len() as u64);
     pb.set_style(
         ProgressStyle::with_template(
@@ -339,7 +340,8 @@ async fn register(a: RegisterArgs) -> Result<(), Error> {
 }
 
 async fn models(a: ModelsArgs) -> Result<(), Error> {
-    let mut c = FheClient::via_router(&a.router.router).map_err(remote)?;
+    let mut c =
+        FheClient::via_router_secure(&a.router.router, &a.router.security()?).map_err(remote)?;
     let list = c.list_models().await.map_err(remote)?.models;
     if a.json {
         let v: Vec<_> = list
@@ -418,7 +420,8 @@ async fn query(a: QueryArgs) -> Result<(), Error> {
     let model = FheModel::compile(builtin_model(&a.model).map_err(fhe_err)?).map_err(fhe_err)?;
     let rows = read_rows(&a, model.model().n_features())?;
     let key = load_client_key(&a.keys)?;
-    let mut c = FheClient::via_router(&a.router.router).map_err(remote)?;
+    let mut c =
+        FheClient::via_router_secure(&a.router.router, &a.router.security()?).map_err(remote)?;
     let results = if a.batch {
         c.predict_batch(&key, &model, &rows).await.map_err(remote)?
     } else {
@@ -481,7 +484,8 @@ async fn eval(a: EvalArgs) -> Result<(), Error> {
     let predictions: Vec<veilgrid_fhe::Prediction> = match &a.keys {
         Some(dir) => {
             let key = load_client_key(dir)?;
-            let mut c = FheClient::via_router(&a.router.router).map_err(remote)?;
+            let mut c = FheClient::via_router_secure(&a.router.router, &a.router.security()?)
+                .map_err(remote)?;
             let mut out = Vec::with_capacity(rows.len());
             for chunk in rows.chunks(16) {
                 let xs: Vec<Vec<f64>> = chunk.iter().map(|(x, _)| x.clone()).collect();

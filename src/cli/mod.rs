@@ -33,6 +33,8 @@ pub struct RouterArg {
     pub router: String,
     /// Connect with mutual TLS (an https:// router URL) using the CA and the
     /// certificate of --identity from this directory (`veilgrid ca issue --client`).
+    /// Default for an https:// router: `<data dir>/tls`, where `veilgrid up` keeps its
+    /// CA and the `cli` client certificate.
     #[arg(long, env = "VEILGRID_TLS_DIR")]
     pub tls_dir: Option<PathBuf>,
     /// Which certificate in --tls-dir to present: what this caller creates belongs
@@ -46,11 +48,25 @@ impl RouterArg {
     /// certificate from `--tls-dir`.
     pub fn security(&self) -> Result<veilgrid_kit::tls::Security, Error> {
         match &self.tls_dir {
-            None => Ok(veilgrid_kit::tls::Security::Plaintext),
             Some(d) => Ok(veilgrid_kit::tls::Security::mtls_from_dir(
                 d,
                 &self.identity,
             )?),
+            None if self.router.starts_with("https://") => {
+                let d = default_data_dir().join("tls");
+                if !d.join(veilgrid_kit::tls_ca::CA_CERT).exists() {
+                    return Err(Error::Usage(format!(
+                        "{} is a mutual-TLS router: give --tls-dir DIR (the CA and your client certificate, `veilgrid ca issue --client NAME`), or run where `veilgrid up` keeps {}",
+                        self.router,
+                        d.display()
+                    )));
+                }
+                Ok(veilgrid_kit::tls::Security::mtls_from_dir(
+                    &d,
+                    &self.identity,
+                )?)
+            }
+            None => Ok(veilgrid_kit::tls::Security::Plaintext),
         }
     }
 

@@ -182,7 +182,8 @@ async fn prove(a: ProveArgs) -> Result<(), Error> {
         })?,
         None => a.witness.clone(),
     };
-    let mut client = ProverClient::via_router(&a.router.router).map_err(svc)?;
+    let mut client =
+        ProverClient::via_router_secure(&a.router.router, &a.router.security()?).map_err(svc)?;
     let resp = client.prove(&a.key, &witness).await.map_err(svc)?;
     let r = resp
         .record

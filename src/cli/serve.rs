@@ -50,7 +50,8 @@ pub(crate) struct ServeArgs {
     #[arg(long, default_value_t = 30)]
     lease_ttl_secs: u64,
     /// Mutual TLS: the CA and this service's certificate (`<name>.pem`, `<name>.key`,
-    /// name `router` or `echo`) from this directory; URLs are then https://.
+    /// name `router`, `echo`, `fhe`, `prover`, `aggregator` or `agg-member`) from this
+    /// directory (`veilgrid ca issue --service NAME`); URLs are then https://.
     /// Without it: plaintext.
     #[arg(long, env = "VEILGRID_TLS_DIR")]
     tls_dir: Option<PathBuf>,
@@ -129,10 +130,12 @@ pub(crate) async fn run(a: ServeArgs) -> Result<(), Error> {
                 router: Some(a.router.clone()),
                 advertise: a.advertise.clone(),
                 ttl: Duration::from_secs(a.lease_ttl_secs),
+                security: tls_security(a.tls_dir.as_deref(), "fhe")?,
                 ..Default::default()
             };
             println!(
-                "fhe service at http://{local}, registering with {}",
+                "fhe service at {}, registering with {}",
+                config.security.url(local),
                 a.router
             );
             veilgrid_fhe_service::run(listener, shutdown, config)
@@ -147,14 +150,17 @@ pub(crate) async fn run(a: ServeArgs) -> Result<(), Error> {
                 router: Some(a.router.clone()),
                 advertise: a.advertise,
                 ttl: Duration::from_secs(a.lease_ttl_secs),
+                security: tls_security(a.tls_dir.as_deref(), "prover")?,
                 ..Default::default()
             };
             println!(
-                "prover at http://{}, registering with {}",
-                listener.local_addr().map_err(|source| Error::Io {
-                    path: "listener".into(),
-                    source,
-                })?,
+                "prover at {}, registering with {}",
+                config
+                    .security
+                    .url(listener.local_addr().map_err(|source| Error::Io {
+                        path: "listener".into(),
+                        source,
+                    })?),
                 a.router
             );
             veilgrid_prover::run(listener, shutdown, config)
@@ -191,10 +197,12 @@ pub(crate) async fn run(a: ServeArgs) -> Result<(), Error> {
                 router: Some(a.router.clone()),
                 advertise: a.advertise,
                 ttl: Duration::from_secs(a.lease_ttl_secs),
+                security: tls_security(a.tls_dir.as_deref(), "aggregator")?,
                 ..Default::default()
             };
             println!(
-                "aggregation server at http://{local}, registering with {}",
+                "aggregation server at {}, registering with {}",
+                config.security.url(local),
                 a.router
             );
             veilgrid_aggregator::run(listener, shutdown, config)
@@ -204,16 +212,19 @@ pub(crate) async fn run(a: ServeArgs) -> Result<(), Error> {
         Service::CommitteeMember => {
             let listener = bind(a.listen.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)))).await?;
             let identity = grid::identity_for(Some(&data_dir), "agg-member-0")?;
-            let client = veilgrid_aggregator::client::AggClient::via_router(&a.router)
-                .map_err(|e| Error::Service(e.to_string()))?;
+            let security = tls_security(a.tls_dir.as_deref(), "agg-member")?;
+            let client =
+                veilgrid_aggregator::client::AggClient::via_router_secure(&a.router, &security)
+                    .map_err(|e| Error::Service(e.to_string()))?;
             let member = veilgrid_aggregator::member::Member::new(identity, client);
-            let (endpoint, mut tasks) = grid::serve_provider(
+            let (endpoint, mut tasks) = grid::serve_provider_secure(
                 member.provider("agg-member"),
                 listener,
                 a.advertise,
                 &a.router,
                 Duration::from_secs(a.lease_ttl_secs),
                 shutdown.clone(),
+                &security,
             )
             .await?;
             tasks.push(tokio::spawn(

@@ -77,6 +77,21 @@ impl FheClient {
         })
     }
 
+    /// [`Self::via_router`] over `security` (mutual TLS with the caller's certificate:
+    /// what it registers or creates belongs to that identity).
+    pub fn via_router_secure(
+        url: &str,
+        security: &veilgrid_kit::tls::Security,
+    ) -> Result<Self, FheServiceError> {
+        Ok(Self {
+            t: Transport::Router(
+                RouterClient::new(security.channel(url)?)
+                    .max_decoding_message_size(MAX_RESPONSE)
+                    .max_encoding_message_size(MAX_RESPONSE),
+            ),
+        })
+    }
+
     /// Talk to the FHE service through the router at `url` (byte completions).
     pub fn via_router(url: &str) -> Result<Self, FheServiceError> {
         Ok(Self {

@@ -22,7 +22,15 @@ use veilgrid_fhe::{
 };
 use veilgrid_proto::fhe::v1 as pb;
 
+use tonic::Status;
+use veilgrid_kit::{auth::Caller, auth_owners::Owners};
+
 use crate::{FheServiceError, cache::KeyCache, store::KeyStore};
+
+/// The ownership kind of a registered evaluation key in [`Owners`]: under mutual TLS a key
+/// belongs to the identity that registered it, and only that identity may query with it
+/// (or register it again).
+pub const KEY_KIND: &str = "fhe/key";
 
 /// Most queries in one batch (128 answers of ~16.5 KB stay within the router's 4 MiB unary
 /// message limit).
@@ -55,6 +63,7 @@ pub struct Engine {
     store: KeyStore,
     cache: KeyCache,
     pool: rayon::ThreadPool,
+    owners: Owners,
 }
 
 impl std::fmt::Debug for Engine {
@@ -90,7 +99,21 @@ impl Engine {
             store: KeyStore::open(config.data_dir.as_deref())?,
             cache: KeyCache::with_budget(config.cache_bytes),
             pool,
+            owners: Owners::open(config.data_dir.as_deref())?,
         })
+    }
+
+    /// Refuse `caller` (`PERMISSION_DENIED`) unless it owns key `key_id` or nobody does
+    /// (a key registered in a plaintext grid, or one not registered at all: the evaluation
+    /// then reports the unknown key itself).
+    pub fn check_key_owner(&self, key_id: &[u8], caller: Option<&Caller>) -> Result<(), Status> {
+        self.owners.check(KEY_KIND, key_id, caller)
+    }
+
+    /// Record that `caller` registered key `key_id` (a no-op for the same caller again;
+    /// `PERMISSION_DENIED` if another identity registered it first).
+    pub fn claim_key(&self, key_id: &[u8], caller: Option<&Caller>) -> Result<(), Status> {
+        self.owners.claim(KEY_KIND, key_id, caller)
     }
 
     /// The decompressed-key cache (for tests and diagnostics).

@@ -79,12 +79,15 @@ impl Fhe for FheService {
         &self,
         request: Request<Streaming<pb::RegisterKeyChunk>>,
     ) -> Result<Response<pb::RegisterKeyResponse>, Status> {
+        let caller = veilgrid_kit::auth::resolve(&request)?;
         let (id, bytes) = collect_key(request.into_inner()).await?;
-        self.engine
+        self.engine.check_key_owner(&id, caller.as_ref())?;
+        let resp = self
+            .engine
             .on_pool(move |e| e.register_key(&id, &bytes))
-            .await
-            .map(Response::new)
-            .map_err(Status::from)
+            .await?;
+        self.engine.claim_key(&resp.key_id, caller.as_ref())?;
+        Ok(Response::new(resp))
     }
 
     async fn list_models(
@@ -98,7 +101,9 @@ impl Fhe for FheService {
         &self,
         request: Request<pb::InferRequest>,
     ) -> Result<Response<pb::InferResponse>, Status> {
+        let caller = veilgrid_kit::auth::resolve(&request)?;
         let req = request.into_inner();
+        self.engine.check_key_owner(&req.key_id, caller.as_ref())?;
         self.engine
             .on_pool(move |e| e.infer(&req))
             .await
@@ -110,7 +115,9 @@ impl Fhe for FheService {
         &self,
         request: Request<pb::InferBatchRequest>,
     ) -> Result<Response<pb::InferBatchResponse>, Status> {
+        let caller = veilgrid_kit::auth::resolve(&request)?;
         let req = request.into_inner();
+        self.engine.check_key_owner(&req.key_id, caller.as_ref())?;
         self.engine
             .on_pool(move |e| e.infer_batch(&req))
             .await

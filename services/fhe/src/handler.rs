@@ -39,17 +39,22 @@ impl Handler for FheHandler {
         let e = &self.engine;
         let out = if is(ctx, p::REGISTER_KEY) {
             let req: pb::RegisterKeyRequest = decode("RegisterKeyRequest", payload)?;
-            e.on_pool(move |e| e.register_key(&req.key_id, &req.compressed_server_key))
-                .await?
-                .encode_to_vec()
+            e.check_key_owner(&req.key_id, ctx.caller.as_ref())?;
+            let resp = e
+                .on_pool(move |e| e.register_key(&req.key_id, &req.compressed_server_key))
+                .await?;
+            e.claim_key(&resp.key_id, ctx.caller.as_ref())?;
+            resp.encode_to_vec()
         } else if is(ctx, p::LIST_MODELS) {
             let _: pb::ListModelsRequest = decode("ListModelsRequest", payload)?;
             e.list_models().encode_to_vec()
         } else if is(ctx, p::INFER) {
             let req: pb::InferRequest = decode("InferRequest", payload)?;
+            e.check_key_owner(&req.key_id, ctx.caller.as_ref())?;
             e.on_pool(move |e| e.infer(&req)).await?.encode_to_vec()
         } else if is(ctx, p::INFER_BATCH) {
             let req: pb::InferBatchRequest = decode("InferBatchRequest", payload)?;
+            e.check_key_owner(&req.key_id, ctx.caller.as_ref())?;
             e.on_pool(move |e| e.infer_batch(&req))
                 .await?
                 .encode_to_vec()

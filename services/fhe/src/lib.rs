@@ -60,6 +60,9 @@ pub struct FheConfig {
     pub capacity: u32,
     /// Deadline applied to completions that name none (a tree batch takes seconds).
     pub default_deadline: Duration,
+    /// Plaintext, or mutual TLS for this server and its connection to the router
+    /// (certificate issued to the service name `fhe`).
+    pub security: veilgrid_kit::tls::Security,
 }
 
 impl Default for FheConfig {
@@ -72,6 +75,7 @@ impl Default for FheConfig {
             name: "fhe".into(),
             capacity: 16,
             default_deadline: Duration::from_secs(600),
+            security: veilgrid_kit::tls::Security::Plaintext,
         }
     }
 }
@@ -128,7 +132,7 @@ pub async fn run_with_engine(
         .max_encoding_message_size(client::MAX_RESPONSE);
     let mut routes = RoutesBuilder::default();
     routes.add_service(api);
-    registration::serve_registered(
+    registration::serve_registered_secure(
         listener,
         shutdown,
         routes,
@@ -136,6 +140,7 @@ pub async fn run_with_engine(
         config.router.clone(),
         config.advertise.clone(),
         config.ttl,
+        &config.security,
     )
     .await?;
     Ok(())

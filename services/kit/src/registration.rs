@@ -167,33 +167,60 @@ async fn renew_or_register(
 pub async fn serve_registered(
     listener: tokio::net::TcpListener,
     shutdown: Shutdown,
-    mut routes: tonic::service::RoutesBuilder,
+    routes: tonic::service::RoutesBuilder,
     provider: ProviderService,
     router: Option<String>,
     advertise: Option<String>,
     ttl: Duration,
 ) -> Result<(), KitError> {
+    serve_registered_secure(
+        listener,
+        shutdown,
+        routes,
+        provider,
+        router,
+        advertise,
+        ttl,
+        &Security::Plaintext,
+    )
+    .await
+}
+
+/// [`serve_registered`] with `security` for the server (mutual TLS: the endpoint is
+/// advertised as `https://<listen>`) and for the connection to the router.
+#[allow(clippy::too_many_arguments)]
+pub async fn serve_registered_secure(
+    listener: tokio::net::TcpListener,
+    shutdown: Shutdown,
+    mut routes: tonic::service::RoutesBuilder,
+    provider: ProviderService,
+    router: Option<String>,
+    advertise: Option<String>,
+    ttl: Duration,
+    security: &Security,
+) -> Result<(), KitError> {
     let endpoint = match advertise {
         Some(a) => a,
-        None => format!(
-            "http://{}",
-            listener.local_addr().map_err(|e| KitError::Transport {
-                what: "reading the listener's address",
-                reason: e.to_string(),
-            })?
-        ),
+        None => security.url(listener.local_addr().map_err(|e| KitError::Transport {
+            what: "reading the listener's address",
+            reason: e.to_string(),
+        })?),
     };
     routes.add_service(provider.clone().into_server());
-    let server = tokio::spawn(crate::server::serve(listener, shutdown.clone(), routes));
+    let sec = security.clone();
+    let sd = shutdown.clone();
+    let server =
+        tokio::spawn(async move { crate::server::serve_secure(listener, sd, routes, &sec).await });
     let keeper = match router {
         Some(router) => Some(
-            start(
+            start_secure(
                 provider,
                 RegistrationConfig {
                     router,
                     endpoint,
                     ttl,
                 },
+                security,
                 shutdown.clone(),
                 Duration::from_secs(10),
             )

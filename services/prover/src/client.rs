@@ -83,6 +83,21 @@ impl ProverClient {
         })
     }
 
+    /// [`Self::via_router`] over `security` (mutual TLS with the caller's certificate:
+    /// what it registers or creates belongs to that identity).
+    pub fn via_router_secure(
+        url: &str,
+        security: &veilgrid_kit::tls::Security,
+    ) -> Result<Self, ProverError> {
+        Ok(Self {
+            t: Transport::Router(
+                RouterClient::new(security.channel(url)?)
+                    .max_decoding_message_size(MAX_RESPONSE)
+                    .max_encoding_message_size(MAX_RESPONSE),
+            ),
+        })
+    }
+
     /// Reach the prover through the router at `url` (byte completions).
     pub fn via_router(url: &str) -> Result<Self, ProverError> {
         Ok(Self {

@@ -63,6 +63,9 @@ pub struct ProverConfig {
     pub ttl: Duration,
     /// Label in provider listings.
     pub name: String,
+    /// Plaintext, or mutual TLS for this server and its connection to the router
+    /// (certificate issued to the service name `prover`).
+    pub security: veilgrid_kit::tls::Security,
 }
 
 impl Default for ProverConfig {
@@ -75,6 +78,7 @@ impl Default for ProverConfig {
             advertise: None,
             ttl: Duration::from_secs(30),
             name: "prover".into(),
+            security: veilgrid_kit::tls::Security::Plaintext,
         }
     }
 }
@@ -145,7 +149,7 @@ pub async fn serve(
         .max_encoding_message_size(client::MAX_RESPONSE);
     let mut routes = RoutesBuilder::default();
     routes.add_service(api);
-    registration::serve_registered(
+    registration::serve_registered_secure(
         listener,
         shutdown,
         routes,
@@ -153,6 +157,7 @@ pub async fn serve(
         config.router.clone(),
         config.advertise.clone(),
         config.ttl,
+        &config.security,
     )
     .await?;
     Ok(())

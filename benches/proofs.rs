@@ -125,7 +125,7 @@ fn range_proofs(run: &Run) {
         for &n in counts {
             let ctx = RangeContext::new(domains::AGG_VERIFIABLE_INPUT).bind_u64(b"bench", n as u64);
             let values: Vec<u64> = (0..n as u64)
-                .map(|i| (i * 0x9E37_79B9_7F4A_7C15) & bits.max_value())
+                .map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15) & bits.max_value())
                 .collect();
             let blindings: Vec<Blinding> = (0..n).map(|_| Blinding::random()).collect();
             let reps = run.reps(if n == 1 {

@@ -239,6 +239,28 @@ impl KeyRing {
             } else {
                 None
             };
+            let now = match (&model, info.circuit.as_str()) {
+                (Some(m), "inference") => {
+                    veilgrid_circuits::inference::count_constraints(m.shape())?
+                }
+                (None, "clearing") => {
+                    let shape: BookShape = serde_json::from_value(info.shape.clone())
+                        .map_err(|e| ProverError::Keys(format!("{}: shape: {e}", info.name)))?;
+                    veilgrid_circuits::clearing::count_constraints(shape)?
+                }
+                _ => {
+                    return Err(ProverError::Keys(format!(
+                        "{}: unknown circuit {:?}",
+                        info.name, info.circuit
+                    )));
+                }
+            };
+            if now as u64 != info.constraints {
+                return Err(ProverError::StaleKeys(format!(
+                    "{} was set up for a circuit of {} constraints, this version has {now}: run `veilgrid prover setup` again",
+                    info.name, info.constraints
+                )));
+            }
             ring.keys.insert(
                 info.name.clone(),
                 LoadedKey {

@@ -72,3 +72,26 @@ fn a_fetched_key_must_match_the_pinned_id() {
     let local = RemoteKey::from_response(&resp, None).unwrap();
     assert!(local.prove(r#"{"features":[10,20,300,5]}"#).is_err());
 }
+
+#[test]
+fn keys_of_another_circuit_version_are_refused_at_load() {
+    let t = tempfile::tempdir().unwrap();
+    KeyRing::setup(t.path(), &dev_specs()).unwrap();
+    assert!(KeyRing::load(t.path()).unwrap().is_some());
+    // As if the clearing circuit had changed since the setup (its count differs).
+    let p = t.path().join("keys.json");
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+    for k in manifest.as_array_mut().unwrap() {
+        if k["circuit"] == "clearing" {
+            k["constraints"] = serde_json::json!(25_687);
+        }
+    }
+    std::fs::write(&p, serde_json::to_vec(&manifest).unwrap()).unwrap();
+    let err = KeyRing::load(t.path()).unwrap_err();
+    assert!(
+        matches!(err, veilgrid_prover::ProverError::StaleKeys(_)),
+        "{err}"
+    );
+    assert!(err.to_string().contains("prover setup"), "{err}");
+}

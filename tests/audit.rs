@@ -314,3 +314,257 @@ async fn completions_are_logged_fetched_verified_and_tampering_is_named() {
     g.stop().await;
     tokio::time::sleep(Duration::from_millis(10)).await;
 }
+
+fn submit(url: &str, round: &str, dir: &Path, client: u64, x: &[u64]) {
+    let file = dir.join(format!("x{client}.txt"));
+    let text: String = x.iter().map(|v| format!("{v}\n")).collect();
+    std::fs::write(&file, text).unwrap();
+    let out = veilgrid()
+        .args([
+            "agg", "submit", "--router", url, "--round", round, "--vector",
+        ])
+        .arg(&file)
+        .args(["--client", &client.to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Rewrite the first aggregation result of `d` with `edit`.
+fn edit_result(d: &Path, edit: impl FnOnce(&mut veilgrid_proto::aggregation::v1::ResultResponse)) {
+    use prost::Message;
+    let p = std::fs::read_dir(d.join("aggregation"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "result"))
+        .unwrap();
+    let mut r = veilgrid_proto::aggregation::v1::ResultResponse::decode(
+        std::fs::read(&p).unwrap().as_slice(),
+    )
+    .unwrap();
+    edit(&mut r);
+    std::fs::write(&p, r.encode_to_vec()).unwrap();
+}
+
+/// Flip one bit of the audit transcript at `offset`.
+fn flip_transcript(d: &Path, offset: usize) {
+    edit_result(d, |r| {
+        let mut t = r.transcript.to_vec();
+        t[offset] ^= 0x01;
+        r.transcript = t.into();
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aggregation_rounds_and_inference_proofs_are_audited_and_tampering_is_named() {
+    let g = veilgrid::grid::start(veilgrid::grid::GridOptions {
+        committee: 5,
+        router: common::fast_router(),
+        ..veilgrid::grid::GridOptions::default()
+    })
+    .await
+    .unwrap();
+    let url = g.router_url.clone();
+    for _ in 0..100 {
+        if veilgrid_aggregator::client::committee_keys(&url, 5)
+            .await
+            .is_ok_and(|k| k.len() == 5)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("audit");
+    let (u, d, o) = (url.clone(), dir.path().to_path_buf(), out.clone());
+    let fetch = tokio::task::spawn_blocking(move || {
+        // A verifiable round of 3 clients, L = 3, B = 8 (so x and 255 − x are proven in 8 bits).
+        let create = veilgrid()
+            .args([
+                "agg",
+                "round",
+                "create",
+                "--router",
+                &u,
+                "--length",
+                "3",
+                "--bits",
+                "8",
+                "--clients",
+                "3",
+                "--deadline",
+                "30",
+                "--check-window-ms",
+                "500",
+                "--verifiable",
+                "--json",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            create.status.success(),
+            "{}",
+            String::from_utf8_lossy(&create.stderr)
+        );
+        let round = json(&create)["round"].as_str().unwrap().to_owned();
+        for (i, x) in [[1u64, 2, 3], [10, 20, 30], [100, 200, 255]]
+            .iter()
+            .enumerate()
+        {
+            submit(&u, &round, &d, i as u64 + 1, x);
+        }
+        let r = veilgrid()
+            .args([
+                "agg", "result", "--router", &u, "--round", &round, "--json", "--wait", "60",
+            ])
+            .output()
+            .unwrap();
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+        assert_eq!(json(&r)["sum"], serde_json::json!([111, 222, 288]));
+        // An institution proves its decision on a test row under the demo inference key:
+        // score = 3·10 − 7·20 + 12·200 − 20·5 − 20 = 2170 ≥ −1500, class 1.
+        // It proves locally (the prover gets only the proof) and checks the class is the one
+        // it decrypted.
+        let prove = |class: &str| {
+            veilgrid()
+                .args([
+                    "prover",
+                    "prove",
+                    "--json",
+                    "--router",
+                    &u,
+                    "--key",
+                    "inference-demo-linear",
+                ])
+                .args([
+                    "--witness",
+                    r#"{"features":[10,20,200,5]}"#,
+                    "--local",
+                    "--expect-class",
+                    class,
+                ])
+                .output()
+                .unwrap()
+        };
+        let wrong = prove("0");
+        assert!(
+            !wrong.status.success(),
+            "a decision other than the model's is refused"
+        );
+        let p = prove("1");
+        assert!(p.status.success(), "{}", String::from_utf8_lossy(&p.stderr));
+        assert_eq!(json(&p)["statement"]["class"], 1);
+        veilgrid()
+            .args(["audit", "fetch", "--json", "--router", &u, "--out"])
+            .arg(&o)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        fetch.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fetch.stderr)
+    );
+    let f = json(&fetch);
+    assert_eq!(f["aggregation_rounds"], 1, "{f}");
+    assert_eq!(f["proofs"], 1, "{f}");
+    assert_eq!(f["proofs_bound"], true, "{f}");
+
+    let (ok, v) = verify(&out);
+    assert!(ok, "{v:#}");
+    let items = v["items"].as_array().unwrap();
+    let range: Vec<&Value> = items
+        .iter()
+        .filter(|i| i["kind"] == "range proof")
+        .collect();
+    assert_eq!(range.len(), 3, "one range proof item per client: {v:#}");
+    assert!(
+        range
+            .iter()
+            .all(|i| i["detail"].as_str().unwrap().contains("batch-verified"))
+    );
+    assert_eq!(
+        items
+            .iter()
+            .filter(|i| i["kind"] == "aggregation round")
+            .count(),
+        1
+    );
+    assert!(
+        items.iter().any(|i| i["kind"] == "groth16 proof"
+            && i["detail"].as_str().unwrap().starts_with("inference")),
+        "{v:#}"
+    );
+
+    // Transcript layout: "VGAA" ‖ version ‖ round digest (32) ‖ client count (4) ‖ per client:
+    // id (8) ‖ L = 3 commitments (96) ‖ proof length (4) ‖ proof ‖ ...
+    let first_commitment = 4 + 1 + 32 + 4 + 8;
+    let first_proof = first_commitment + 96 + 4;
+    // A commitment of client 1: its range proof fails, by name.
+    let t1 = tampered(&out, |d| flip_transcript(d, first_commitment + 7));
+    assert!(
+        t1.iter()
+            .any(|(item, part, _)| item.ends_with("#client-1") && part == "client 1"),
+        "{t1:?}"
+    );
+    // A byte of client 1's proof (inside t_x): its range proof fails, the others still verify.
+    let t2 = tampered(&out, |d| flip_transcript(d, first_proof + 4 * 32 + 3));
+    assert!(
+        t2.iter()
+            .any(|(item, part, _)| item.ends_with("#client-1") && part == "client 1"),
+        "{t2:?}"
+    );
+    assert!(
+        !t2.iter().any(|(item, _, _)| item.ends_with("#client-2")),
+        "{t2:?}"
+    );
+    // The released sum: the round's sum check names it.
+    let t3 = tampered(&out, |d| edit_result(d, |r| r.sum[1] += 1));
+    assert!(
+        t3.iter()
+            .any(|(item, part, _)| item.starts_with("aggregation/") && part == "sum"),
+        "{t3:?}"
+    );
+    // The sum inside the transcript too (consistently): the commitment check fails.
+    let t4 = tampered(&out, |d| {
+        edit_result(d, |r| {
+            r.sum[0] += 1;
+            let mut t = r.transcript.to_vec();
+            let n = t.len();
+            // sum entries (3 × u64) precede the 3 blinding scalars at the end.
+            let s0 = n - 3 * 32 - 3 * 8;
+            t[s0] = t[s0].wrapping_add(1);
+            r.transcript = t.into();
+        })
+    });
+    assert!(
+        t4.iter()
+            .any(|(item, part, _)| item.starts_with("aggregation/") && part == "commitment check"),
+        "{t4:?}"
+    );
+    // The inference proof's class (public input 2): the proof is named.
+    let t5 = tampered(&out, |d| {
+        use prost::Message;
+        let p = first(d, "proofs");
+        let mut resp = veilgrid_proto::prover::v1::ProveResponse::decode(
+            std::fs::read(&p).unwrap().as_slice(),
+        )
+        .unwrap();
+        let r = resp.record.as_mut().unwrap();
+        let mut b = r.public_inputs.to_vec();
+        b[64] ^= 0x01;
+        r.public_inputs = b.into();
+        std::fs::write(&p, resp.encode_to_vec()).unwrap();
+    });
+    assert!(
+        t5.iter().any(|(item, _, _)| item.starts_with("proofs/")),
+        "{t5:?}"
+    );
+    g.stop().await;
+}

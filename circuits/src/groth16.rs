@@ -18,6 +18,10 @@ pub type VerifyingKey = ark_groth16::VerifyingKey<Bn254>;
 /// A Groth16 proving key over BN254.
 pub type ProvingKey = ark_groth16::ProvingKey<Bn254>;
 
+/// What [`setup`] and [`prove`] take: any arkworks circuit over BN254's scalar
+/// field (re-exported so callers need not depend on `ark-relations`).
+pub use ark_relations::gr1cs::ConstraintSynthesizer as Circuit;
+
 /// Compressed proof size in bytes.
 pub const PROOF_BYTES: usize = 128;
 /// Largest verifying key accepted by [`verifying_key_from_bytes`] (enough for 1,000 public inputs).

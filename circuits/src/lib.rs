@@ -12,4 +12,5 @@ pub mod clearing;
 pub mod gadgets;
 pub mod groth16;
 pub mod inference;
+pub mod reference;
 pub mod snarkjs;

@@ -329,3 +329,27 @@ fn limit_beyond_a_non_power_of_two_grid_is_unsatisfiable() {
         }
     }
 }
+
+/// The argmax is found without a histogram, from the crossing of D and S and the
+/// left plateau (docs/clearing.md): many small books, including one-sided ones
+/// (no crossing, or crossing at the last level), plateaus of equal volume and tiny
+/// quantities that make ties likely, on a power-of-two grid and off one.
+#[test]
+fn crossing_and_plateau_cases_match_the_rule() {
+    let mut rng = test_rng(77);
+    for round in 0..40u64 {
+        let levels = if round % 2 == 0 { 8 } else { 6 };
+        let shape = BookShape {
+            max_orders: 8,
+            levels,
+        };
+        let n = rng.gen_range(1..=8);
+        let mut orders = random_orders(&mut rng, n, levels, 3);
+        match round % 5 {
+            0 => orders.iter_mut().for_each(|o| o.side = Side::Buy),
+            1 => orders.iter_mut().for_each(|o| o.side = Side::Sell),
+            _ => {}
+        }
+        check_book(book(shape, orders, 1000 + round));
+    }
+}

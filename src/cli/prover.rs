@@ -7,7 +7,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use veilgrid_circuits::{clearing::BookShape, inference::Model};
 use veilgrid_prover::{
     client::ProverClient,
-    keys::{KeyRing, KeySpec},
+    keys::{KeyRing, KeySpec, RemoteKey},
 };
 
 use super::RouterArg;
@@ -58,6 +58,18 @@ struct ProveArgs {
     /// The witness JSON, or @FILE.
     #[arg(long)]
     witness: String,
+    /// Prove on this machine with the key's proving key (fetched from the prover) and hand
+    /// only the proof to the prover, so the witness (e.g. an institution's input) never leaves.
+    #[arg(long)]
+    local: bool,
+    /// With --local: the verifying key id to pin (from an audited keys/keys.json); default:
+    /// the id the prover sends.
+    #[arg(long, requires = "local")]
+    vk_id: Option<String>,
+    /// Fail unless the proven class is this one (inference keys: the class the institution
+    /// decrypted from its FHE answer).
+    #[arg(long)]
+    expect_class: Option<u64>,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -174,6 +186,24 @@ async fn setup(a: SetupArgs) -> Result<(), Error> {
     Ok(())
 }
 
+/// With `--expect-class`, the proven class must be the expected one.
+fn check_class(
+    r: &veilgrid_proto::prover::v1::ProofRecord,
+    expect: Option<u64>,
+) -> Result<(), Error> {
+    let Some(want) = expect else { return Ok(()) };
+    let got = serde_json::from_str::<serde_json::Value>(&r.statement_json)
+        .ok()
+        .and_then(|v| v["class"].as_u64());
+    if got == Some(want) {
+        Ok(())
+    } else {
+        Err(Error::Verify(format!(
+            "the proven class is {got:?}, expected {want}: the decision is not the model's output on this input"
+        )))
+    }
+}
+
 async fn prove(a: ProveArgs) -> Result<(), Error> {
     let witness = match a.witness.strip_prefix('@') {
         Some(path) => std::fs::read_to_string(path).map_err(|source| Error::Io {
@@ -182,12 +212,26 @@ async fn prove(a: ProveArgs) -> Result<(), Error> {
         })?,
         None => a.witness.clone(),
     };
-    let mut client =
-        ProverClient::via_router_secure(&a.router.router, &a.router.security()?).map_err(svc)?;
-    let resp = client.prove(&a.key, &witness).await.map_err(svc)?;
+    let mut client = ProverClient::via_router_secure(&a.router.router, &a.router.security()?).map_err(svc)?;
+    let resp = if a.local {
+        let pk = client.proving_key(&a.key).await.map_err(svc)?;
+        let vk_id = a.vk_id.clone();
+        let record = tokio::task::spawn_blocking(move || {
+            RemoteKey::from_response(&pk, vk_id.as_deref())?.prove(&witness)
+        })
+        .await
+        .map_err(svc)?
+        .map_err(svc)?;
+        // Checked before anything is sent: a wrong decision is not logged.
+        check_class(&record, a.expect_class)?;
+        client.submit_proof(record).await.map_err(svc)?
+    } else {
+        client.prove(&a.key, &witness).await.map_err(svc)?
+    };
     let r = resp
         .record
         .ok_or_else(|| Error::Verify("the prover returned no proof record".into()))?;
+    check_class(&r, a.expect_class)?;
     if a.json {
         println!(
             "{}",

@@ -3,12 +3,10 @@
 use super::book::{MAX_QTY_BITS, OrderBook, Side};
 use super::rule::clear;
 use crate::field::{Fr, pow2};
-use crate::gadgets::{Bit, FrVar, compare, mux, pack, poseidon::hash_var, range};
+use crate::gadgets::{Bit, FrVar, compare, pack, poseidon::hash_var, range};
 use crate::poseidon::Domain;
 use crate::{Error, Result};
-use ark_r1cs_std::{
-    GR1CSVar, alloc::AllocVar, eq::EqGadget, fields::FieldVar, select::CondSelectGadget,
-};
+use ark_r1cs_std::{alloc::AllocVar, eq::EqGadget, fields::FieldVar, select::CondSelectGadget};
 use ark_relations::gr1cs::{ConstraintSynthesizer, ConstraintSystemRef, SynthesisError};
 
 /// Bits of a side total: 64 orders of < 2^32 sum to < 2^38.
@@ -153,69 +151,78 @@ impl ConstraintSynthesizer<Fr> for ClearingCircuit {
         com_in.push(blinding);
         hash_var(Domain::BookCommitment, &com_in)?.enforce_equal(&book_com)?;
 
-        // Histograms. Slot m = limit + P·is_buy in [0, 2P); a[i][m] ∈ {0, q_i},
-        // Σ_m a[i][m] = q_i and Σ_m m·a[i][m] = m_i·q_i force exactly one non-zero
-        // entry, at m_i, when q_i ≠ 0 (and all zero when q_i = 0).
-        let mut hist = vec![FrVar::zero(); 2 * p];
-        for i in 0..n {
-            let m_i = &limit[i] + FrVar::from(side[i].clone()) * Fr::from(p as u64);
-            let target =
-                usize::from(slots[i].limit) + if slots[i].side == Side::Buy { p } else { 0 };
-            let mut sum = FrVar::zero();
-            let mut weighted = FrVar::zero();
-            for (m, h) in hist.iter_mut().enumerate() {
-                let a = FrVar::new_witness(cs.clone(), || {
-                    if m == target {
-                        qty[i].value()
-                    } else {
-                        Ok(Fr::from(0u64))
-                    }
-                })?;
-                a.mul_equals(&(&a - &qty[i]), &FrVar::zero())?;
-                sum += &a;
-                weighted += &a * Fr::from(m as u64);
-                *h += &a;
-            }
-            sum.enforce_equal(&qty[i])?;
-            m_i.mul_equals(&qty[i], &weighted)?;
-        }
-
-        // Per level: D(k), S(k), V(k) = min(D, S), and the ordering key
-        // Key(k) = V·2^(38+lb) + (2^38 - 1 - |D - S|)·2^lb + (2^lb - 1 - k).
+        // The clearing level without a histogram. D(k) (buys with ℓ ≥ k) is
+        // non-increasing and S(k) (sells with ℓ ≤ k) non-decreasing, so [D ≥ S]
+        // is 1…1 0…0 and V = min(D, S) is unimodal: the argmax under the rule's
+        // key is either the right end of the left plateau's best level L* or the
+        // crossing level c (docs/clearing.md). D and S are computed only where
+        // needed, at x ∈ {c − 1, c, L* − 1, L*}, through y = x + 1 ∈ [0, P + 1)
+        // so that x = −1 needs no negative index: D(−1) = all buys, S(−1) = 0.
         let key_bits = 2 * TOTAL_BITS + lb;
-        let mut d_suffix = vec![FrVar::zero(); p + 1];
-        for k in (0..p).rev() {
-            d_suffix[k] = &d_suffix[k + 1] + &hist[p + k];
-        }
-        let mut s_prefix = FrVar::zero();
-        let mut volumes = Vec::with_capacity(p);
-        let mut keys = Vec::with_capacity(p);
-        for (k, d) in d_suffix.iter().take(p).enumerate() {
-            s_prefix += &hist[k];
-            let ge = compare::is_ge(d, &s_prefix, TOTAL_BITS)?;
-            let diff = d - &s_prefix;
-            let t = FrVar::from(ge) * &diff;
-            let v = d - &t;
-            let absdiff = t.double()? - &diff;
-            let key = &v * pow2(TOTAL_BITS + lb)
-                + (FrVar::constant(pow2(TOTAL_BITS) - Fr::from(1u64)) - absdiff) * pow2(lb)
-                + FrVar::constant(Fr::from(((1u64 << lb) - 1) - k as u64));
-            volumes.push(v);
-            keys.push(key);
-        }
-
-        // k*: the argmax, proven by Key(k*) >= Key(k) for every k.
-        let (kstar, kbits) = range::alloc_uint(cs.clone(), self.argmax as u128, lb)?;
-        if p < (1 << lb) {
-            compare::enforce_ge(&FrVar::constant(Fr::from((p - 1) as u64)), &kstar, lb)?;
-        }
-        let (keys_padded, _) = mux::pad_pow2(&keys, lb);
-        let key_star = mux::select_by_bits(&keys_padded, &kbits)?;
-        for key in &keys {
-            compare::enforce_ge(&key_star, key, key_bits)?;
-        }
-        let (vols_padded, _) = mux::pad_pow2(&volumes, lb);
-        let v_star = mux::select_by_bits(&vols_padded, &kbits)?;
+        let (c_val, l_val) = crossing(&slots, p);
+        let (c, _) = range::alloc_uint(cs.clone(), c_val as u128, lb + 1)?;
+        compare::enforce_ge(&FrVar::constant(Fr::from(p as u64)), &c, lb + 1)?;
+        let (lstar, _) = range::alloc_uint(cs.clone(), l_val as u128, lb)?;
+        let buy_qty: Vec<FrVar> = (0..n)
+            .map(|i| FrVar::from(side[i].clone()) * &qty[i])
+            .collect();
+        let at = |y: &FrVar| -> ark_relations::gr1cs::Result<(FrVar, FrVar)> {
+            let mut d = FrVar::zero();
+            let mut s = FrVar::zero();
+            for i in 0..n {
+                let l1 = &limit[i] + Fr::from(1u64);
+                let g = compare::is_ge(&l1, y, lb + 1)?; // ℓ ≥ x
+                let eq = compare::is_zero(&(&l1 - y))?; // ℓ = x
+                d += &buy_qty[i] * FrVar::from(g.clone());
+                let le = FrVar::one() - FrVar::from(g) + FrVar::from(eq); // ℓ ≤ x
+                s += (&qty[i] - &buy_qty[i]) * le;
+            }
+            Ok((d, s))
+        };
+        let one = Fr::from(1u64);
+        let (d_cm1, s_cm1) = at(&c)?;
+        let (d_c, s_c) = at(&(&c + one))?;
+        let (d_lm1, s_lm1) = at(&lstar)?;
+        let (d_l, s_l) = at(&(&lstar + one))?;
+        // c is the crossing: D(c − 1) ≥ S(c − 1) (true for c = 0), and D(c) < S(c) unless c = P.
+        compare::enforce_ge(&d_cm1, &s_cm1, TOTAL_BITS)?;
+        let c_is_p = compare::is_zero(&(&c - Fr::from(p as u64)))?;
+        let right_lt = compare::is_ge(&s_c, &(&d_c + one), TOTAL_BITS)?;
+        (FrVar::one() - FrVar::from(right_lt)).mul_equals(
+            &(FrVar::one() - FrVar::from(c_is_p.clone())),
+            &FrVar::zero(),
+        )?;
+        // L* (when c ≥ 1): L* ≤ c − 1, (D, S)(L*) = (D, S)(c − 1), and L* = 0 or
+        // (D, S)(L* − 1) differs.
+        let c_is_0 = compare::is_zero(&c)?;
+        let has_left = FrVar::one() - FrVar::from(c_is_0.clone());
+        compare::enforce_ge(&c, &(&lstar + one - FrVar::from(c_is_0)), lb + 1)?;
+        has_left.mul_equals(&(&d_l - &d_cm1), &FrVar::zero())?;
+        has_left.mul_equals(&(&s_l - &s_cm1), &FrVar::zero())?;
+        let l_is_0 = compare::is_zero(&lstar)?;
+        let same_d = compare::is_zero(&(&d_lm1 - &d_cm1))?;
+        let same_s = compare::is_zero(&(&s_lm1 - &s_cm1))?;
+        let same = FrVar::from(same_d) * FrVar::from(same_s);
+        let not_first = &has_left * (FrVar::one() - FrVar::from(l_is_0));
+        not_first.mul_equals(&same, &FrVar::zero())?;
+        // Key(k) = V·2^(38+lb) + (2^38 − 1 − |D − S|)·2^lb + (2^lb − 1 − k); left of the
+        // crossing V = S and |D − S| = D − S, from c on V = D and |D − S| = S − D.
+        let max_abs = FrVar::constant(pow2(TOTAL_BITS) - one);
+        let low = |k: &FrVar| FrVar::constant(Fr::from((1u64 << lb) - 1)) - k;
+        let key_left =
+            &s_l * pow2(TOTAL_BITS + lb) + (&max_abs - (&d_l - &s_l)) * pow2(lb) + low(&lstar);
+        let key_right =
+            &d_c * pow2(TOTAL_BITS + lb) + (&max_abs - (&s_c - &d_c)) * pow2(lb) + low(&c);
+        let left_wins = compare::is_ge(&key_left, &key_right, key_bits + 2)?;
+        // pick L* if c = P (no level right of the crossing), else if it exists and wins.
+        let left_and_wins = &has_left * FrVar::from(left_wins);
+        let not_p = FrVar::one() - FrVar::from(c_is_p.clone());
+        let pick_left = FrVar::from(c_is_p) + &not_p * &left_and_wins;
+        let kstar = &c + &pick_left * (&lstar - &c);
+        let v_star = &d_c + &pick_left * (&s_l - &d_c);
+        // The prover's claimed argmax must be it.
+        FrVar::new_witness(cs.clone(), || Ok(Fr::from(self.argmax as u64)))?
+            .enforce_equal(&kstar)?;
         v_star.enforce_equal(&volume_pub)?;
         let trade = !compare::is_zero(&v_star)?;
         (FrVar::from(trade) * &kstar).enforce_equal(&level_pub)?;
@@ -244,6 +251,36 @@ impl ConstraintSynthesizer<Fr> for ClearingCircuit {
         hash_var(Domain::FillsCommitment, &fills_in)?.enforce_equal(&fills_com)?;
         Ok(())
     }
+}
+
+/// The crossing level `c` (the number of levels with `D ≥ S`) and the left
+/// candidate `L*` (the lowest level with the same `D` and `S` as `c − 1`; 0 when `c = 0`).
+fn crossing(slots: &[super::book::Order], p: usize) -> (usize, usize) {
+    let ds = |k: usize| -> (u64, u64) {
+        let mut d = 0u64;
+        let mut s = 0u64;
+        for o in slots {
+            let l = o.limit as usize;
+            match o.side {
+                Side::Buy if l >= k => d += u64::from(o.qty),
+                Side::Sell if l <= k => s += u64::from(o.qty),
+                _ => {}
+            }
+        }
+        (d, s)
+    };
+    let c = (0..p)
+        .filter(|&k| {
+            let (d, s) = ds(k);
+            d >= s
+        })
+        .count();
+    if c == 0 {
+        return (0, 0);
+    }
+    let target = ds(c - 1);
+    let l = (0..c).find(|&k| ds(k) == target).unwrap_or(c - 1);
+    (c, l)
 }
 
 /// Number of constraints of the clearing circuit for `shape`.

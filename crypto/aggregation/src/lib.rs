@@ -61,4 +61,4 @@ pub use params::{RingSet, RoundParams};
 pub use prg::{PlainLwrPrg, RlwrPrg, Seed, SeedHomomorphicPrg};
 pub use round::Round;
 pub use server::{AggregateResult, ServerAwaitingMembers, ServerCollecting};
-pub use verifiable::{Attachment, AuditTranscript};
+pub use verifiable::{Attachment, AuditTranscript, RangeStatement, range_statement, verify_client};

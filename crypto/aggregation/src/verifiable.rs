@@ -162,14 +162,43 @@ pub(crate) fn prove<R: RngCore + CryptoRng>(
     ))
 }
 
-/// Verifies a client's range proof; returns the decompressed entry commitments.
-pub(crate) fn verify(
+/// The public statement a client's range proof is about, for verifiers that batch many proofs
+/// in one multiscalar multiplication (`veilgrid-zk`'s `BatchVerifier::add_transcript`).
+pub struct RangeStatement {
+    /// The Merlin transcript as the prover started from it (round digest, client, `L`, `B`).
+    pub transcript: Transcript,
+    /// The Bulletproofs bit size (8, 16, 32 or 64).
+    pub bits: usize,
+    /// The commitments the aggregated proof covers: the client's, their complements
+    /// `(2^B−1)·B − C_j` when `B` is not a Bulletproofs size, identity padding to a power of two.
+    pub padded: Vec<CompressedRistretto>,
+    /// The client's entry commitments, decompressed.
+    pub points: Vec<RistrettoPoint>,
+}
+
+impl std::fmt::Debug for RangeStatement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RangeStatement")
+            .field("bits", &self.bits)
+            .field("padded", &self.padded.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The statement of `client`'s proof in `round` (commitments must decode and be `L` of them).
+pub fn range_statement(
     round: &Round,
     client: ClientId,
     att: &Attachment,
-) -> Result<Vec<RistrettoPoint>, Error> {
+) -> Result<RangeStatement, Error> {
     let g = gens(round);
     let bits = round.params().bits();
+    if att.commitments.len() != round.params().length() {
+        return Err(Error::WrongLength {
+            expected: round.params().length(),
+            got: att.commitments.len(),
+        });
+    }
     let points: Vec<RistrettoPoint> = att
         .commitments
         .iter()
@@ -179,18 +208,46 @@ pub(crate) fn verify(
             what: "commitment",
             reason: "not a Ristretto point",
         })?;
-    let proof = RangeProof::from_bytes(&att.proof).map_err(|_| Error::RangeProof(client))?;
     let mut all = att.commitments.clone();
     if g.pair {
         let top = g.pc.B * Scalar::from((1u64 << bits) - 1);
         all.extend(points.iter().map(|p| (top - p).compress()));
     }
     all.resize(g.padded, RistrettoPoint::identity().compress());
-    let mut t = transcript(round, client);
+    Ok(RangeStatement {
+        transcript: transcript(round, client),
+        bits: g.proof_bits,
+        padded: all,
+        points,
+    })
+}
+
+/// Verifies a client's range proof; returns the decompressed entry commitments.
+pub(crate) fn verify(
+    round: &Round,
+    client: ClientId,
+    att: &Attachment,
+) -> Result<Vec<RistrettoPoint>, Error> {
+    let g = gens(round);
+    let mut st = range_statement(round, client, att)?;
+    let proof = RangeProof::from_bytes(&att.proof).map_err(|_| Error::RangeProof(client))?;
     proof
-        .verify_multiple_with_rng(&g.bp, &g.pc, &mut t, &all, g.proof_bits, &mut OsRng)
+        .verify_multiple_with_rng(
+            &g.bp,
+            &g.pc,
+            &mut st.transcript,
+            &st.padded,
+            g.proof_bits,
+            &mut OsRng,
+        )
         .map_err(|_| Error::RangeProof(client))?;
-    Ok(points)
+    Ok(st.points)
+}
+
+/// Verifies one client's range proof on its own (auditors use it to name the client whose
+/// proof fails after a batch failed).
+pub fn verify_client(round: &Round, client: ClientId, att: &Attachment) -> Result<(), Error> {
+    verify(round, client, att).map(|_| ())
 }
 
 /// Splits each blinding factor into `limbs_per_scalar` limbs of `limb_bits` bits.
@@ -300,6 +357,40 @@ impl AuditTranscript {
             sum: result.sum.clone(),
             blindings,
         })
+    }
+
+    /// `Σ_i C_ij` over the counted clients, entry by entry (no proof checked).
+    pub fn commitment_sums(&self, round: &Round) -> Result<Vec<RistrettoPoint>, Error> {
+        let len = round.params().length();
+        let mut acc = vec![RistrettoPoint::identity(); len];
+        for (_, att) in &self.clients {
+            if att.commitments.len() != len {
+                return Err(Error::WrongLength {
+                    expected: len,
+                    got: att.commitments.len(),
+                });
+            }
+            for (a, c) in acc.iter_mut().zip(&att.commitments) {
+                *a += c.decompress().ok_or(Error::Malformed {
+                    what: "commitment",
+                    reason: "not a Ristretto point",
+                })?;
+            }
+        }
+        Ok(acc)
+    }
+
+    /// Checks that the product of the counted clients' commitments opens to the sum with the
+    /// aggregated blinding factors (no range proof checked: see [`verify_client`]).
+    pub fn check_opening(&self, round: &Round) -> Result<(), Error> {
+        let len = round.params().length();
+        if self.sum.len() != len || self.blindings.len() != len {
+            return Err(Error::WrongLength {
+                expected: len,
+                got: self.sum.len(),
+            });
+        }
+        check_opening(&self.commitment_sums(round)?, &self.sum, &self.blindings)
     }
 
     /// Re-verifies every range proof and the opening of the product of commitments.

@@ -170,6 +170,17 @@ impl AggClient {
             Transport::Router(r) => Self::complete(r, p::RESULT, &req).await,
         }
     }
+
+    /// Finished rounds after `after` (by id), for auditors.
+    pub async fn list_rounds(
+        &mut self,
+        req: pb::ListRoundsRequest,
+    ) -> Result<pb::ListRoundsResponse, Status> {
+        match &mut self.t {
+            Transport::Direct(c) => Ok(c.list_rounds(req).await?.into_inner()),
+            Transport::Router(r) => Self::complete(r, p::LIST_ROUNDS, &req).await,
+        }
+    }
 }
 
 /// A committee member's public keys, as its router lease publishes them.

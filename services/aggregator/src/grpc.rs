@@ -97,4 +97,14 @@ impl Aggregation for AggregationService {
             .await
             .map(Response::new)
     }
+
+    async fn list_rounds(
+        &self,
+        request: Request<pb::ListRoundsRequest>,
+    ) -> Result<Response<pb::ListRoundsResponse>, Status> {
+        let req = request.into_inner();
+        blocking(&self.rounds, move |r| r.list(&req))
+            .await
+            .map(Response::new)
+    }
 }

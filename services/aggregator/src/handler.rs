@@ -109,6 +109,9 @@ impl Handler for AggregationHandler {
             blocking(r, move |r| r.result(&req.round_id, now_ms()))
                 .await?
                 .encode_to_vec()
+        } else if is(ctx, p::LIST_ROUNDS) {
+            let req: pb::ListRoundsRequest = decode("ListRoundsRequest", &payload)?;
+            blocking(r, move |r| r.list(&req)).await?.encode_to_vec()
         } else {
             return Err(Status::not_found(format!(
                 "the aggregation server does not serve protocol {}",

@@ -15,12 +15,14 @@ pub const MEMBER_CHECK: &str = "veilgrid/agg/member_check/v1";
 pub const MEMBER_RESPOND: &str = "veilgrid/agg/member_respond/v1";
 /// `Result`.
 pub const RESULT: &str = "veilgrid/agg/result/v1";
+/// `ListRounds`.
+pub const LIST_ROUNDS: &str = "veilgrid/agg/list_rounds/v1";
 /// Served by committee members: their lease publishes the X25519 key clients seal shares to.
 /// The completion of any payload is the member's 32-byte sealing key.
 pub const MEMBER: &str = "veilgrid/agg/member/v1";
 
 /// Every protocol the aggregation server completes.
-pub const SERVER_PROTOCOLS: [&str; 7] = [
+pub const SERVER_PROTOCOLS: [&str; 8] = [
     CREATE_ROUND,
     GET_ROUND,
     SUBMIT,
@@ -28,4 +30,5 @@ pub const SERVER_PROTOCOLS: [&str; 7] = [
     MEMBER_CHECK,
     MEMBER_RESPOND,
     RESULT,
+    LIST_ROUNDS,
 ];

@@ -618,6 +618,37 @@ impl Rounds {
             }
         }
     }
+
+    /// Finished rounds after `after_round_id` (by id), for auditors.
+    pub fn list(&self, req: &pb::ListRoundsRequest) -> Result<pb::ListRoundsResponse, AggError> {
+        if !req.after_round_id.is_empty() {
+            id32("after_round_id", &req.after_round_id)?;
+        }
+        let limit = match req.limit {
+            0 => 100,
+            n => (n as usize).min(1000),
+        };
+        let c = self.store.lock();
+        let mut rounds = Vec::new();
+        let mut after = req.after_round_id.to_vec();
+        // Filtering may drop rows: page through the store until `limit` are kept.
+        loop {
+            let rows = store::in_state_after(&c, state::FINISHED, &after, limit)?;
+            let Some(last) = rows.last() else { break };
+            after = last.id.to_vec();
+            let full = rows.len() == limit;
+            for row in rows {
+                let i = info(&row, &[], &[]);
+                if (!req.verifiable_only || i.verifiable) && rounds.len() < limit {
+                    rounds.push(i);
+                }
+            }
+            if !full || rounds.len() >= limit {
+                break;
+            }
+        }
+        Ok(pb::ListRoundsResponse { rounds })
+    }
 }
 
 fn answered(row: &RoundRow) -> Result<Vec<u32>, AggError> {

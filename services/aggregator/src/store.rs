@@ -220,6 +220,24 @@ pub(crate) fn in_state(c: &Connection, state: &str) -> Result<Vec<RoundRow>, Agg
     Ok(out)
 }
 
+/// Rows in `state` with an id greater than `after`, by id, at most `limit`.
+pub(crate) fn in_state_after(
+    c: &Connection,
+    state: &str,
+    after: &[u8],
+    limit: usize,
+) -> Result<Vec<RoundRow>, AggError> {
+    let mut st = c.prepare(&format!(
+        "{SELECT} WHERE state = ?1 AND id > ?2 ORDER BY id LIMIT ?3"
+    ))?;
+    let rows = st.query_map(params![state, after, limit as i64], row)?;
+    let mut out = Vec::new();
+    for r in rows {
+        out.push(to_row(r?)?);
+    }
+    Ok(out)
+}
+
 pub(crate) fn insert_share(
     c: &Connection,
     round: &[u8; 32],

@@ -172,6 +172,33 @@ impl Prover {
         Ok((resp, bytes))
     }
 
+    /// `GetProvingKey`.
+    pub fn proving_key(
+        &self,
+        req: &pb::GetProvingKeyRequest,
+    ) -> Result<pb::GetProvingKeyResponse, ProverError> {
+        self.keys()?.proving_key(&req.key_name)
+    }
+
+    /// `SubmitProof`: verify a proof made elsewhere under the key it names, keep
+    /// it like a proof of this prover's, return the stored response and its bytes.
+    pub fn submit(
+        &self,
+        req: &pb::SubmitProofRequest,
+    ) -> Result<(pb::ProveResponse, Vec<u8>), ProverError> {
+        let record = req
+            .record
+            .as_ref()
+            .ok_or_else(|| ProverError::bad("SubmitProof without a record"))?;
+        let record = self.keys()?.accept(record)?;
+        let resp = pb::ProveResponse {
+            record: Some(record),
+        };
+        let bytes = resp.encode_to_vec();
+        self.log.with_store(|s| s.add_proof(&bytes))?;
+        Ok((resp, bytes))
+    }
+
     /// `ListProofs`.
     pub fn proofs(
         &self,

@@ -220,4 +220,63 @@ impl ProverClient {
             pb::ListProofsRequest { after, limit }
         )
     }
+
+    /// Key `key_name`'s proving key and model (to prove locally).
+    pub async fn proving_key(
+        &mut self,
+        key_name: &str,
+    ) -> Result<pb::GetProvingKeyResponse, ProverError> {
+        dispatch!(
+            self,
+            "GetProvingKey",
+            p::PROVING_KEY,
+            get_proving_key,
+            pb::GetProvingKeyRequest {
+                key_name: key_name.to_owned()
+            }
+        )
+    }
+
+    /// Hand a locally made proof to the prover to be kept and logged.
+    pub async fn submit_proof(
+        &mut self,
+        record: pb::ProofRecord,
+    ) -> Result<pb::ProveResponse, ProverError> {
+        dispatch!(
+            self,
+            "SubmitProof",
+            p::SUBMIT,
+            submit_proof,
+            pb::SubmitProofRequest {
+                record: Some(record)
+            }
+        )
+    }
+
+    /// The raw completion of `payload` for `protocol` through the router (`None`
+    /// when this client talks to the prover directly): auditors keep the exact
+    /// bytes, whose hash the provider's receipt covers.
+    pub async fn router_completion(
+        &mut self,
+        protocol: &str,
+        payload: Vec<u8>,
+    ) -> Result<Option<Bytes>, Status> {
+        let Transport::Router(router) = &mut self.t else {
+            return Ok(None);
+        };
+        let resp = router
+            .complete(CompletionRequest {
+                protocol_id: Bytes::copy_from_slice(ProtocolId::from_name(protocol).as_bytes()),
+                payload: payload.into(),
+                terms: None,
+                idempotency_id: Bytes::new(),
+                target_provider: Bytes::new(),
+            })
+            .await?
+            .into_inner();
+        if resp.completion.len() > MAX_RESPONSE {
+            return Err(Status::resource_exhausted("completion too large"));
+        }
+        Ok(Some(resp.completion))
+    }
 }

@@ -36,6 +36,9 @@ pub enum ProverError {
     /// The key manifest or a key file does not match what was pinned.
     #[error("key store: {0}")]
     Keys(String),
+    /// Keys set up for another version of a circuit (its constraint count changed).
+    #[error("key store: {0}")]
+    StaleKeys(String),
     /// Serving, registering or calling a remote service failed.
     #[error(transparent)]
     Kit(#[from] veilgrid_kit::KitError),
@@ -75,6 +78,7 @@ impl ProverError {
             Self::NotFound(_) => Code::NotFound,
             Self::NoKeys(_) => Code::FailedPrecondition,
             Self::Keys(_) => Code::DataLoss,
+            Self::StaleKeys(_) => Code::FailedPrecondition,
             Self::Store(_) | Self::Io { .. } | Self::Internal(_) => Code::Internal,
             Self::Kit(_) => Code::Unavailable,
             Self::Remote { status, .. } => status.code(),

@@ -80,4 +80,20 @@ impl prover_server::Prover for ProverService {
     ) -> Result<Response<pb::ListProofsResponse>, Status> {
         call!(self, req, proofs)
     }
+
+    async fn get_proving_key(
+        &self,
+        req: Request<pb::GetProvingKeyRequest>,
+    ) -> Result<Response<pb::GetProvingKeyResponse>, Status> {
+        call!(self, req, proving_key)
+    }
+
+    async fn submit_proof(
+        &self,
+        req: Request<pb::SubmitProofRequest>,
+    ) -> Result<Response<pb::ProveResponse>, Status> {
+        let p = self.prover.clone();
+        let r = req.into_inner();
+        Ok(Response::new(blocking(move || p.submit(&r)).await?.0))
+    }
 }

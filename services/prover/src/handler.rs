@@ -65,6 +65,12 @@ impl Handler for ProverHandler {
         } else if is(p::PROVE) {
             let r: pb::ProveRequest = decode("ProveRequest", &payload)?;
             blocking(move || pr.prove(&r)).await?.1
+        } else if is(p::PROVING_KEY) {
+            let r: pb::GetProvingKeyRequest = decode("GetProvingKeyRequest", &payload)?;
+            blocking(move || pr.proving_key(&r)).await?.encode_to_vec()
+        } else if is(p::SUBMIT) {
+            let r: pb::SubmitProofRequest = decode("SubmitProofRequest", &payload)?;
+            blocking(move || pr.submit(&r)).await?.1
         } else {
             return Err(Status::unimplemented("not a prover protocol"));
         };

@@ -18,6 +18,7 @@ use std::{
 use serde::{Deserialize, Serialize};
 use veilgrid_circuits::{
     clearing::{BookShape, ClearingCircuit, Order, OrderBook},
+    field::Fr,
     groth16::{self, Keys, PreparedVerifier, VerifyingKey},
     inference::{InferenceCircuit, Model, PrivateInput},
 };
@@ -238,6 +239,28 @@ impl KeyRing {
             } else {
                 None
             };
+            let now = match (&model, info.circuit.as_str()) {
+                (Some(m), "inference") => {
+                    veilgrid_circuits::inference::count_constraints(m.shape())?
+                }
+                (None, "clearing") => {
+                    let shape: BookShape = serde_json::from_value(info.shape.clone())
+                        .map_err(|e| ProverError::Keys(format!("{}: shape: {e}", info.name)))?;
+                    veilgrid_circuits::clearing::count_constraints(shape)?
+                }
+                _ => {
+                    return Err(ProverError::Keys(format!(
+                        "{}: unknown circuit {:?}",
+                        info.name, info.circuit
+                    )));
+                }
+            };
+            if now as u64 != info.constraints {
+                return Err(ProverError::StaleKeys(format!(
+                    "{} was set up for a circuit of {} constraints, this version has {now}: run `veilgrid prover setup` again",
+                    info.name, info.constraints
+                )));
+            }
             ring.keys.insert(
                 info.name.clone(),
                 LoadedKey {
@@ -282,50 +305,61 @@ impl KeyRing {
             .keys
             .get(name)
             .ok_or_else(|| ProverError::NotFound(format!("no key named {name:?}")))?;
-        if witness_json.len() > 1 << 20 {
-            return Err(ProverError::bad("witness over 1 MiB"));
+        prove_with(
+            &key.info,
+            &key.keys.proving_key,
+            key.model.as_ref(),
+            &key.verifier,
+            witness_json,
+        )
+    }
+
+    /// Key `name`'s proving key and model, for a party that proves on its own machine.
+    pub fn proving_key(&self, name: &str) -> Result<pb::GetProvingKeyResponse, ProverError> {
+        let key = self
+            .keys
+            .get(name)
+            .ok_or_else(|| ProverError::NotFound(format!("no key named {name:?}")))?;
+        Ok(pb::GetProvingKeyResponse {
+            key: Some(pb::VerifyingKey {
+                name: key.info.name.clone(),
+                circuit: key.info.circuit.clone(),
+                shape_json: key.info.shape.to_string(),
+                key: groth16::verifying_key_to_bytes(&key.keys.verifying_key)?.into(),
+                id: key.info.vk_id.clone(),
+                constraints: key.info.constraints,
+            }),
+            proving_key: groth16::proving_key_to_bytes(&key.keys.proving_key)?.into(),
+            model_json: key.model.as_ref().map(Model::to_json).unwrap_or_default(),
+        })
+    }
+
+    /// A proof made elsewhere with key `record.key_name`: it must name the key's
+    /// pinned id and circuit and verify under it. Returns the record to keep, its
+    /// statement recomputed from the public inputs (the submitter's is ignored).
+    pub fn accept(&self, record: &pb::ProofRecord) -> Result<pb::ProofRecord, ProverError> {
+        let key = self
+            .keys
+            .get(&record.key_name)
+            .ok_or_else(|| ProverError::NotFound(format!("no key named {:?}", record.key_name)))?;
+        if record.vk_id != key.info.vk_id || record.circuit != key.info.circuit {
+            return Err(ProverError::bad(format!(
+                "the record names key id {} ({}), key {} is {} ({})",
+                record.vk_id, record.circuit, key.info.name, key.info.vk_id, key.info.circuit
+            )));
         }
-        let mut rng = rand_core::OsRng;
-        let (public, proof, statement) = match (&key.model, key.info.circuit.as_str()) {
-            (None, "clearing") => {
-                #[derive(Deserialize)]
-                struct W {
-                    orders: Vec<Order>,
-                }
-                let w: W = serde_json::from_str(witness_json)
-                    .map_err(|e| ProverError::bad(format!("clearing witness: {e}")))?;
-                let shape: BookShape = serde_json::from_value(key.info.shape.clone())
-                    .map_err(|e| ProverError::Keys(e.to_string()))?;
-                let book = OrderBook::with_random_blindings(shape, w.orders, &mut rng)?;
-                let (circuit, fills) = ClearingCircuit::new(book)?;
-                let public = circuit.public();
-                let proof = groth16::prove(&key.keys.proving_key, circuit, &mut rng)?;
-                let statement = serde_json::json!({
-                    "level": public.level,
-                    "volume": public.volume,
-                    "orders_filled": fills.iter().filter(|f| **f > 0).count(),
-                });
-                (public.to_field_elements(), proof, statement)
-            }
-            (Some(model), "inference") => {
-                #[derive(Deserialize)]
-                struct W {
-                    features: Vec<u64>,
-                }
-                let w: W = serde_json::from_str(witness_json)
-                    .map_err(|e| ProverError::bad(format!("inference witness: {e}")))?;
-                let circuit =
-                    InferenceCircuit::new(model.clone(), PrivateInput::new(w.features, &mut rng))?;
-                let public = circuit.public();
-                let proof = groth16::prove(&key.keys.proving_key, circuit, &mut rng)?;
-                let statement = serde_json::json!({ "class": public.class });
-                (public.to_field_elements(), proof, statement)
-            }
-            _ => return Err(ProverError::Keys(format!("{name}: unknown circuit"))),
-        };
+        let public = groth16::public_inputs_from_bytes(&record.public_inputs, 64)?;
+        let proof = groth16::proof_from_bytes(&record.proof)?;
         key.verifier.verify(&public, &proof)?;
+        let statement = match key.info.circuit.as_str() {
+            "inference" => {
+                let class = u64::from(public.get(2).is_some_and(|c| *c == Fr::from(1u64)));
+                serde_json::json!({ "class": class, "proven_by": "submitter" })
+            }
+            _ => serde_json::json!({ "proven_by": "submitter" }),
+        };
         Ok(pb::ProofRecord {
-            key_name: name.to_owned(),
+            key_name: key.info.name.clone(),
             circuit: key.info.circuit.clone(),
             vk_id: key.info.vk_id.clone(),
             public_inputs: groth16::public_inputs_to_bytes(&public).into(),
@@ -333,6 +367,145 @@ impl KeyRing {
             statement_json: statement.to_string(),
         })
     }
+}
+
+/// A key fetched from a prover ([`KeyRing::proving_key`]) to prove with locally.
+#[derive(Clone)]
+pub struct RemoteKey {
+    info: KeyInfo,
+    pk: groth16::ProvingKey,
+    model: Option<Model>,
+    verifier: PreparedVerifier,
+}
+
+impl std::fmt::Debug for RemoteKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteKey")
+            .field("info", &self.info)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RemoteKey {
+    /// Decode a `GetProvingKeyResponse`: the verifying key must hash to the
+    /// `pinned` id (take it from an audited keys.json, or the response's own
+    /// id when trusting the prover), and the proving key must belong to it.
+    pub fn from_response(
+        resp: &pb::GetProvingKeyResponse,
+        pinned: Option<&str>,
+    ) -> Result<Self, ProverError> {
+        let vk_info = resp
+            .key
+            .as_ref()
+            .ok_or_else(|| ProverError::bad("GetProvingKey: no key description"))?;
+        check_name(&vk_info.name)?;
+        let pinned = groth16::VerifyingKeyId::from_hex(pinned.unwrap_or(&vk_info.id))?;
+        let vk = groth16::verifying_key_from_bytes(&vk_info.key)?;
+        let verifier = PreparedVerifier::pinned(&pinned, &vk)?;
+        let pk = groth16::proving_key_from_bytes(&resp.proving_key)?;
+        if groth16::verifying_key_id(&pk.vk) != pinned {
+            return Err(ProverError::Keys(format!(
+                "{}: the proving key does not belong to the pinned verifying key",
+                vk_info.name
+            )));
+        }
+        let model = if vk_info.circuit == "inference" {
+            Some(Model::from_json(resp.model_json.as_bytes())?)
+        } else {
+            None
+        };
+        Ok(Self {
+            info: KeyInfo {
+                name: vk_info.name.clone(),
+                circuit: vk_info.circuit.clone(),
+                shape: serde_json::from_str(&vk_info.shape_json)
+                    .map_err(|e| ProverError::Keys(format!("shape: {e}")))?,
+                vk_id: pinned.to_hex(),
+                constraints: vk_info.constraints,
+            },
+            pk,
+            model,
+            verifier,
+        })
+    }
+
+    /// The key's description.
+    pub fn info(&self) -> &KeyInfo {
+        &self.info
+    }
+
+    /// Prove on this machine (the witness stays here).
+    pub fn prove(&self, witness_json: &str) -> Result<pb::ProofRecord, ProverError> {
+        prove_with(
+            &self.info,
+            &self.pk,
+            self.model.as_ref(),
+            &self.verifier,
+            witness_json,
+        )
+    }
+}
+
+/// Prove with a key on `witness_json` (see the proto's `ProveRequest`) and check
+/// the proof under its verifier before returning it.
+fn prove_with(
+    info: &KeyInfo,
+    pk: &groth16::ProvingKey,
+    model: Option<&Model>,
+    verifier: &PreparedVerifier,
+    witness_json: &str,
+) -> Result<pb::ProofRecord, ProverError> {
+    let name = &info.name;
+    if witness_json.len() > 1 << 20 {
+        return Err(ProverError::bad("witness over 1 MiB"));
+    }
+    let mut rng = rand_core::OsRng;
+    let (public, proof, statement) = match (model, info.circuit.as_str()) {
+        (None, "clearing") => {
+            #[derive(Deserialize)]
+            struct W {
+                orders: Vec<Order>,
+            }
+            let w: W = serde_json::from_str(witness_json)
+                .map_err(|e| ProverError::bad(format!("clearing witness: {e}")))?;
+            let shape: BookShape = serde_json::from_value(info.shape.clone())
+                .map_err(|e| ProverError::Keys(e.to_string()))?;
+            let book = OrderBook::with_random_blindings(shape, w.orders, &mut rng)?;
+            let (circuit, fills) = ClearingCircuit::new(book)?;
+            let public = circuit.public();
+            let proof = groth16::prove(pk, circuit, &mut rng)?;
+            let statement = serde_json::json!({
+                "level": public.level,
+                "volume": public.volume,
+                "orders_filled": fills.iter().filter(|f| **f > 0).count(),
+            });
+            (public.to_field_elements(), proof, statement)
+        }
+        (Some(model), "inference") => {
+            #[derive(Deserialize)]
+            struct W {
+                features: Vec<u64>,
+            }
+            let w: W = serde_json::from_str(witness_json)
+                .map_err(|e| ProverError::bad(format!("inference witness: {e}")))?;
+            let circuit =
+                InferenceCircuit::new(model.clone(), PrivateInput::new(w.features, &mut rng))?;
+            let public = circuit.public();
+            let proof = groth16::prove(pk, circuit, &mut rng)?;
+            let statement = serde_json::json!({ "class": public.class });
+            (public.to_field_elements(), proof, statement)
+        }
+        _ => return Err(ProverError::Keys(format!("{name}: unknown circuit"))),
+    };
+    verifier.verify(&public, &proof)?;
+    Ok(pb::ProofRecord {
+        key_name: name.to_owned(),
+        circuit: info.circuit.clone(),
+        vk_id: info.vk_id.clone(),
+        public_inputs: groth16::public_inputs_to_bytes(&public).into(),
+        proof: groth16::proof_to_bytes(&proof)?.into(),
+        statement_json: statement.to_string(),
+    })
 }
 
 fn check_name(name: &str) -> Result<(), ProverError> {

@@ -97,7 +97,15 @@ pub fn open(config: &ProverConfig) -> Result<Prover, ProverError> {
         &config.origin,
     )?);
     let keys = match config.keys_dir() {
-        Some(dir) => keys::KeyRing::load(&dir)?,
+        Some(dir) => match keys::KeyRing::load(&dir) {
+            // Development keys of an older circuit version are simply set up again.
+            Err(ProverError::StaleKeys(why)) if config.dev_keys => {
+                tracing::warn!("{why}; setting up development keys again");
+                keys::KeyRing::setup(&dir, &keys::dev_specs())?;
+                keys::KeyRing::load(&dir)?
+            }
+            other => other?,
+        },
         None => None,
     };
     Ok(Prover::new(log, keys, config.dev_keys, config.keys_dir()))

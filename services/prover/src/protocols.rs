@@ -16,6 +16,11 @@ pub const PROOFS: &str = "veilgrid/audit/proofs/v1";
 /// `Prove`.
 pub const PROVE: &str = "veilgrid/prove/v1";
 
+/// `GetProvingKey`.
+pub const PROVING_KEY: &str = "veilgrid/prove/key/v1";
+/// `SubmitProof`.
+pub const SUBMIT: &str = "veilgrid/prove/submit/v1";
+
 /// Every protocol the prover serves through the router (appends are not among
 /// them: routers push receipts over the `Prover` gRPC API).
 pub const ALL: &[&str] = &[
@@ -26,4 +31,6 @@ pub const ALL: &[&str] = &[
     KEYS,
     PROOFS,
     PROVE,
+    PROVING_KEY,
+    SUBMIT,
 ];

@@ -27,7 +27,7 @@ use super::bounded::{BoundedProof, derived_commitments};
 use super::context::{RangeContext, StatementKind};
 use super::generators::{GENS_PER_PARTY, vector_gens};
 use super::pedersen::{Commitment, pedersen_gens};
-use super::proof::{RangeProof, padded_commitments, verify_padded};
+use super::proof::{RangeProof, inner_proof_len, padded_commitments, verify_padded};
 use crate::Error;
 
 /// The fields of a bulletproofs range proof, read from its byte encoding.
@@ -233,6 +233,50 @@ impl BatchVerifier {
             padded_commitments(&derived),
             proof.inner(),
         )
+    }
+
+    /// Queue a bulletproofs range proof made by another protocol with its own
+    /// Fiat–Shamir transcript (e.g. the aggregation service's verifiable mode,
+    /// `"veilgrid/agg/range/v1"`): `transcript` is the caller's transcript in the
+    /// state the prover started from (every public value already bound),
+    /// `padded` the commitments exactly as the prover aggregated them (a power of
+    /// two, at most [`MAX_AGGREGATED`](super::MAX_AGGREGATED)), `proof` the
+    /// crate's `RangeProof::to_bytes`. Statements over more values than that
+    /// cannot join a batch: verify them on their own.
+    pub fn add_transcript(
+        &mut self,
+        transcript: Transcript,
+        bits: BitSize,
+        padded: Vec<CompressedRistretto>,
+        proof: &[u8],
+    ) -> Result<(), Error> {
+        let m = padded.len();
+        if m == 0 || !m.is_power_of_two() || m > super::MAX_AGGREGATED {
+            return Err(Error::malformed(
+                "range statement",
+                format!(
+                    "{m} commitments: a batch takes a power of two up to {}",
+                    super::MAX_AGGREGATED
+                ),
+            ));
+        }
+        if proof.len() != inner_proof_len(bits.bits(), m) {
+            return Err(Error::malformed(
+                "range proof",
+                "wrong size for the statement",
+            ));
+        }
+        let inner = bulletproofs::RangeProof::from_bytes(proof)
+            .map_err(|_| Error::malformed("range proof", "invalid point or scalar encoding"))?;
+        let fields = ProofFields::parse(proof)?;
+        self.items.push(Item {
+            transcript,
+            bits,
+            padded,
+            proof: inner,
+            fields,
+        });
+        Ok(())
     }
 
     /// Verify every queued proof. On failure, names the first proof that fails

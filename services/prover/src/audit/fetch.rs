@@ -33,6 +33,11 @@ pub struct FetchSummary {
     pub proofs: usize,
     /// Whether every proof's completion receipt was found in the fetched log.
     pub proofs_bound: bool,
+    /// Verifiable aggregation rounds written (their results' receipts are waited for like proofs').
+    pub aggregation_rounds: usize,
+    /// Why aggregation rounds were not (all) fetched, if so.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aggregation_note: Option<String>,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ProverError + '_ {
@@ -105,10 +110,13 @@ pub async fn fetch(
             proofs.push(p.response.to_vec());
         }
     }
-    let wanted: BTreeSet<[u8; 32]> = proofs
+    let mut wanted: BTreeSet<[u8; 32]> = proofs
         .iter()
         .map(|p| veilgrid_core::receipt::response_hash(p))
         .collect();
+    // Verifiable aggregation rounds (their Result completions carry the transcripts).
+    let agg = super::aggregation::fetch(client, out).await?;
+    wanted.extend(agg.hashes.iter().copied());
 
     // Entries against successive checkpoints until every proof's receipt is in.
     let previous = std::fs::read_to_string(out.join(CHECKPOINT)).ok();
@@ -179,6 +187,8 @@ pub async fn fetch(
         keys: keys.len(),
         proofs: proofs.len(),
         proofs_bound: wanted.is_subset(&found),
+        aggregation_rounds: agg.rounds,
+        aggregation_note: agg.note,
     })
 }
 

@@ -11,12 +11,16 @@
 //! consistency/<old>-<new>.txt   veilgrid/tlog-consistency@v1 bundles
 //! keys/<name>.vk, keys/keys.json  Groth16 verifying keys and their pinned ids
 //! proofs/<id>.bin               encoded ProveResponse (what a receipt's response hash covers)
+//! aggregation/<round>.round     a verifiable aggregation round's public description
+//! aggregation/<round>.result    its Result completion: sum, blindings, audit transcript
 //! ```
 
+mod aggregation;
 mod export;
 mod fetch;
 mod verify;
 
+pub use aggregation::AGGREGATION;
 pub use export::export_snarkjs;
 pub use fetch::{FetchSummary, fetch};
 pub use verify::{Item, Report, Status, verify_path};

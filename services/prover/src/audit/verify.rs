@@ -32,7 +32,8 @@ pub enum Status {
 pub struct Item {
     /// The file (relative to the audited directory).
     pub item: String,
-    /// What kind of thing it is: `log key`, `checkpoint`, `receipt`, `consistency`, `verifying key`, `groth16 proof`.
+    /// What kind of thing it is: `log key`, `checkpoint`, `receipt`, `consistency`, `verifying key`, `groth16 proof`,
+    /// `range proof`, `aggregation round`.
     pub kind: &'static str,
     /// The outcome.
     pub status: Status,
@@ -60,12 +61,12 @@ pub struct Report {
 }
 
 #[derive(Default)]
-struct Acc {
+pub(crate) struct Acc {
     items: Vec<Item>,
 }
 
 impl Acc {
-    fn ok(&mut self, item: &str, kind: &'static str, detail: String) {
+    pub(crate) fn ok(&mut self, item: &str, kind: &'static str, detail: String) {
         self.items.push(Item {
             item: item.into(),
             kind,
@@ -75,7 +76,13 @@ impl Acc {
         });
     }
 
-    fn fail(&mut self, item: &str, kind: &'static str, part: Option<String>, detail: String) {
+    pub(crate) fn fail(
+        &mut self,
+        item: &str,
+        kind: &'static str,
+        part: Option<String>,
+        detail: String,
+    ) {
         self.items.push(Item {
             item: item.into(),
             kind,
@@ -498,4 +505,7 @@ fn verify_dir(root: &Path, log: &LogVerifier, acc: &mut Acc) {
             ),
         );
     }
+
+    // Verifiable aggregation rounds: range proofs, commitment check, receipt binding.
+    super::aggregation::verify(root, &response_hashes, acc);
 }

@@ -35,7 +35,7 @@ use veilgrid_kit::{
 };
 
 pub use error::MatchError;
-pub use node::{MatcherConfig, Node, NodeAddress};
+pub use node::{Fault, FaultAction, MatcherConfig, Node, NodeAddress};
 pub use veilgrid_mpc;
 
 /// Price of one matching call, in the node's currency.
@@ -66,7 +66,7 @@ pub async fn run(
     config: MatcherConfig,
 ) -> Result<(), MatchError> {
     let register = config.register.clone();
-    let node = Node::new(config);
+    let node = Node::new(config)?;
     let p = provider(&node, node.config.provider.clone());
     let mut routes = RoutesBuilder::default();
     routes.add_service(p.clone().into_server());

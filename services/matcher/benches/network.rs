@@ -80,6 +80,22 @@ fn configs() -> Vec<Config> {
         .collect()
 }
 
+/// CPU time (user + system) of this process so far, in seconds (Linux; 0 elsewhere):
+/// the three nodes' and the router's work together, which a loaded machine does not
+/// inflate the way it inflates wall time.
+fn process_cpu_secs() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // fields after the command name (which is in parentheses): utime is the 12th, stime the 13th
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+        return 0.0;
+    };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
@@ -129,7 +145,7 @@ async fn main() {
         } else {
             "semi-honest"
         };
-        let mut rows: Vec<[f64; 9]> = Vec::new();
+        let mut rows: Vec<[f64; 10]> = Vec::new();
         for rep in 0..reps {
             let book: Vec<Order> = (0..cfg.orders)
                 .map(|_| Order {
@@ -174,9 +190,11 @@ async fn main() {
                 .await;
             let upload = t.elapsed().as_secs_f64();
             let t = Instant::now();
+            let cpu0 = process_cpu_secs();
             c.close(round).await.unwrap();
             let out = c.result(round, Duration::from_secs(600)).await.unwrap();
             let to_result = t.elapsed().as_secs_f64();
+            let cpu = process_cpu_secs() - cpu0;
             // the book in node 0's order, against the plaintext rule
             let mut by_seq: Vec<(u64, usize)> = seqs.iter().copied().zip(0..).collect();
             by_seq.sort();
@@ -207,7 +225,7 @@ async fn main() {
             println!(
                 "  {}x{} {mode} rep {rep}: upload {:.2} s ({:.0} orders/s); MPC at the nodes: check {:.1} ms, \
                  clearing {:.1} ms, fills {:.1} ms; bytes sent per node: check {:.0} kB, clearing {:.0} kB, \
-                 fills {:.0} kB; close→signed outcome {:.1} ms; one owner's fills {:.1} ms",
+                 fills {:.0} kB; close→signed outcome {:.1} ms (CPU of the 3 nodes and the router {:.0} ms); one owner's fills {:.1} ms",
                 cfg.orders,
                 cfg.levels,
                 upload,
@@ -219,6 +237,7 @@ async fn main() {
                 cost[4] / 1e3,
                 cost[5] / 1e3,
                 to_result * 1e3,
+                cpu * 1e3,
                 fills_fetch * 1e3
             );
             rows.push([
@@ -231,12 +250,13 @@ async fn main() {
                 cost[5],
                 to_result * 1e3,
                 fills_fetch * 1e3,
+                cpu * 1e3,
             ]);
         }
         let col = |j: usize| median(rows.iter().map(|r| r[j]).collect());
         println!(
             "{}x{} {mode} (median of {reps}): upload {:.2} s ({:.0} orders/s) | check {:.1} ms | clearing {:.1} ms | \
-             fills {:.1} ms | {:.2} MB sent per node | close→outcome {:.1} ms",
+             fills {:.1} ms | {:.2} MB sent per node | close→outcome {:.1} ms, CPU {:.0} ms",
             cfg.orders,
             cfg.levels,
             col(0),
@@ -245,7 +265,8 @@ async fn main() {
             col(2),
             col(3),
             (col(4) + col(5) + col(6)) / 1e6,
-            col(7)
+            col(7),
+            col(9)
         );
     }
     g.stop().await;

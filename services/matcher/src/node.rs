@@ -648,8 +648,11 @@ impl Node {
     }
 }
 
+/// Steps that receive at least this many words are computed on the blocking pool.
+const BLOCKING_STEP_WORDS: usize = 1 << 14;
+
 /// Run one phase to its end over the links.
-async fn drive<T: 'static>(
+async fn drive<T: Send + 'static>(
     mut step: Step<T>,
     fault: Option<Fault>,
     links: &Links,
@@ -694,7 +697,17 @@ async fn drive<T: 'static>(
                 let b = std::time::Instant::now();
                 let incoming = inbox.recv(r.phase(), r.step(), timeout).await?;
                 let c = std::time::Instant::now();
-                step = r.deliver(incoming)?;
+                // a large step computes for milliseconds (malicious mode: tens): do it
+                // off the async threads, which must keep moving this and the other
+                // nodes' stream data (HTTP/2 window updates) meanwhile
+                let words: usize = incoming.iter().map(|m| m.words.len()).sum();
+                step = if words >= BLOCKING_STEP_WORDS {
+                    tokio::task::spawn_blocking(move || r.deliver(incoming))
+                        .await
+                        .map_err(|e| MatchError::Aborted(format!("MPC step: {e}")))??
+                } else {
+                    r.deliver(incoming)?
+                };
                 ts += (b - a).as_micros() as u64;
                 tw += (c - b).as_micros() as u64;
                 tc += c.elapsed().as_micros() as u64;

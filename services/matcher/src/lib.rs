@@ -9,7 +9,8 @@
 //!   outcome, open and check its fills;
 //! * [`rates`]: the exchange-rate table from cleared rounds;
 //! * [`currency`]: personal currencies, registered by their issuers;
-//! * [`local`]: three nodes in one process.
+//! * [`local`]: three nodes in one process;
+//! * [`keys`]: the keys of three nodes run as separate processes (`veilgrid match keygen`).
 #![doc = include_str!("../docs/service.md")]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -19,6 +20,7 @@ pub mod api;
 pub mod client;
 pub mod currency;
 mod error;
+pub mod keys;
 pub mod local;
 mod net;
 pub mod node;

@@ -43,26 +43,38 @@ async fn bind() -> TcpListener {
 
 impl Grid {
     async fn start() -> (Grid, [TcpListener; 3]) {
+        let (g, l, _) = Self::start_with(|_| RouterConfig::default()).await;
+        (g, l)
+    }
+
+    /// A router with the settings `router` makes from the three node identities (the
+    /// test timings are set on top), and a handle on its state.
+    async fn start_with(
+        router: impl FnOnce(&[Arc<Identity>; 3]) -> RouterConfig,
+    ) -> (Grid, [TcpListener; 3], Arc<veilgrid_router::State>) {
         let shutdown = Shutdown::new();
+        let identities = [0, 1, 2].map(|_| Arc::new(Identity::generate()));
         let rl = bind().await;
         let router_url = format!("http://{}", rl.local_addr().unwrap());
         let config = RouterConfig {
             health_interval: Duration::from_millis(200),
             min_ttl: Duration::from_millis(100),
-            ..RouterConfig::default()
+            ..router(&identities)
         };
-        tokio::spawn(veilgrid_router::run(rl, shutdown.clone(), config));
+        let state = veilgrid_router::State::open(config).unwrap();
+        tokio::spawn(veilgrid_router::serve(rl, shutdown.clone(), state.clone()));
         let listeners = [bind().await, bind().await, bind().await];
         let addrs = [0, 1, 2].map(|i| listeners[i].local_addr().unwrap());
         (
             Grid {
                 router_url,
                 shutdown,
-                identities: [0, 1, 2].map(|_| Arc::new(Identity::generate())),
+                identities,
                 keys: NodeKeys::generate_all(),
                 addrs,
             },
             listeners,
+            state,
         )
     }
 
@@ -914,4 +926,69 @@ async fn a_node_killed_during_the_mpc_aborts_the_round_and_it_reruns_after_it_re
     assert_eq!(fills, vec![0, 7, 7]);
     g.shutdown.cancel();
     rt2.shutdown_background();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_routers_rate_feed_asks_only_the_pinned_nodes() {
+    // pinned: nodes 0 and 1 only (node 2 registers and serves the same table)
+    let (g, listeners, state) = Grid::start_with(|ids| RouterConfig {
+        currency: "BOB".into(),
+        rate_sources: Some(vec![ids[0].provider_id(), ids[1].provider_id()]),
+        ..RouterConfig::default()
+    })
+    .await;
+    for (i, l) in listeners.into_iter().enumerate() {
+        tokio::spawn(veilgrid_matcher::run(l, g.shutdown.clone(), g.config(i)));
+    }
+    g.wait_registered(3).await;
+    let c = g.client();
+    let owner = SealKeyPair::generate();
+    let round = [26u8; 16];
+    submit_small_book(&c, round, pb::SecurityMode::SemiHonest, &owner).await;
+    c.close(round).await.unwrap();
+    c.result(round, Duration::from_secs(30)).await.unwrap();
+    let r = veilgrid_router::rates::refresh(&state, Duration::from_secs(5)).await;
+    assert_eq!(
+        r,
+        veilgrid_router::rates::Refresh::Installed {
+            sources: 2,
+            currencies: 1
+        },
+        "only the two pinned nodes were asked"
+    );
+    let t = veilgrid_router::rates::current(&state);
+    let want = (1.05f64.powi(2) * 0.5).ln(); // 1 ALC = p_2 BOB
+    assert!(
+        (t.log_values()[0].1 - want).abs() < 1e-9,
+        "{:?}",
+        t.log_values()
+    );
+    g.shutdown.cancel();
+
+    // pinned to keys no node has: nothing is asked, the table stays empty
+    let (g, listeners, state) = Grid::start_with(|_| RouterConfig {
+        currency: "BOB".into(),
+        rate_sources: Some(vec![[7u8; 32]]),
+        ..RouterConfig::default()
+    })
+    .await;
+    for (i, l) in listeners.into_iter().enumerate() {
+        tokio::spawn(veilgrid_matcher::run(l, g.shutdown.clone(), g.config(i)));
+    }
+    g.wait_registered(3).await;
+    let c = g.client();
+    let round = [27u8; 16];
+    submit_small_book(&c, round, pb::SecurityMode::SemiHonest, &owner).await;
+    c.close(round).await.unwrap();
+    c.result(round, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(
+        veilgrid_router::rates::refresh(&state, Duration::from_secs(5)).await,
+        veilgrid_router::rates::Refresh::NoSources
+    );
+    assert!(
+        veilgrid_router::rates::current(&state)
+            .log_values()
+            .is_empty()
+    );
+    g.shutdown.cancel();
 }

@@ -23,7 +23,10 @@ use veilgrid_core::seal::SealKeyPair;
 use veilgrid_kit::Shutdown;
 use veilgrid_matcher::{
     client::{MatchClient, fresh_round_id},
-    veilgrid_mpc::{Order, OrderId, Side, plain::clear_plain},
+    veilgrid_mpc::{
+        NodeKeys, Order, OrderId, RoundConfig, SecurityMode, Side, plain::clear_plain, share_order,
+        sim::run_round,
+    },
 };
 use veilgrid_proto::matching::v1 as pb;
 
@@ -201,6 +204,36 @@ async fn main() {
             let ordered: Vec<Order> = by_seq.iter().map(|&(_, i)| book[i]).collect();
             let want = clear_plain(cfg.levels, &ordered);
             assert_eq!(out.outcome.result, want.clearing, "MPC = plaintext rule");
+            // the same book in process (three parties in one thread, no network): the
+            // CPU the MPC itself needs in this build, to compare with the round's
+            let sim_cpu = {
+                let sim_round = fresh_round_id();
+                let payloads: Vec<_> = ordered
+                    .iter()
+                    .enumerate()
+                    .map(|(i, o)| {
+                        let id = OrderId::new(format!("s{i}").as_bytes()).unwrap();
+                        share_order(sim_round, &id, o, cfg.levels).unwrap()
+                    })
+                    .collect();
+                let rc = RoundConfig {
+                    round: sim_round,
+                    levels: cfg.levels,
+                    mode: if cfg.malicious {
+                        SecurityMode::Malicious
+                    } else {
+                        SecurityMode::SemiHonest
+                    },
+                };
+                let c0 = process_cpu_secs();
+                let r = run_round(rc, &NodeKeys::generate_all(), &payloads).unwrap();
+                assert_eq!(r.result, want.clearing);
+                process_cpu_secs() - c0
+            };
+            println!(
+                "    same book in process (3 parties, one thread): CPU {:.0} ms",
+                sim_cpu * 1e3
+            );
             let t = Instant::now();
             let k = by_seq[0].1;
             let fills = c.fills(round, &owners[k]).await.unwrap();

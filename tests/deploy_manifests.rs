@@ -212,7 +212,13 @@ fn every_container_runs_a_command_the_binary_accepts() {
         }
     }
     let services: BTreeSet<&str> = checked.iter().map(|c| c.service.as_str()).collect();
-    for must in ["router", "prover", "aggregator", "committee-member"] {
+    for must in [
+        "router",
+        "prover",
+        "aggregator",
+        "committee-member",
+        "matcher-node",
+    ] {
         assert!(
             services.contains(must),
             "no manifest runs {must}: {services:?}"

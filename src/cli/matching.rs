@@ -66,6 +66,20 @@ enum MatchCmd {
         #[command(subcommand)]
         cmd: CurrencyCmd,
     },
+    /// Make the keys of three matching nodes run as separate processes
+    /// (`veilgrid serve matcher-node`): DIR/party-<i>/ (secret: give each operator only
+    /// its own) and DIR/nodes.json (public: for every node and the router).
+    Keygen(KeygenArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct KeygenArgs {
+    /// Where to write the keys (must not hold keys yet).
+    #[arg(long)]
+    out: PathBuf,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -288,7 +302,41 @@ pub(crate) async fn run(a: MatchArgs) -> Result<(), Error> {
         MatchCmd::Currency {
             cmd: CurrencyCmd::List(a),
         } => list_currencies(a).await,
+        MatchCmd::Keygen(k) => keygen(&k),
     }
+}
+
+fn keygen(k: &KeygenArgs) -> Result<(), Error> {
+    let public = veilgrid_matcher::keys::generate(&k.out).map_err(err)?;
+    let nodes: Vec<_> = public
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            json!({
+                "party": i,
+                "provider_id": hex::encode(n.provider_id),
+                "dir": veilgrid_matcher::keys::party_dir(&k.out, i as u8).display().to_string(),
+            })
+        })
+        .collect();
+    if k.json {
+        println!(
+            "{}",
+            json!({
+                "nodes_file": k.out.join(veilgrid_matcher::keys::NODES_FILE).display().to_string(),
+                "nodes": nodes,
+            })
+        );
+    } else {
+        for n in &nodes {
+            println!("party {}: {} ({})", n["party"], n["provider_id"], n["dir"]);
+        }
+        println!(
+            "public keys: {} (for every node and the router's --matcher-nodes)",
+            k.out.join(veilgrid_matcher::keys::NODES_FILE).display()
+        );
+    }
+    Ok(())
 }
 
 fn issuer_key(c: &Common) -> Result<SigningIdentity, Error> {

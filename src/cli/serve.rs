@@ -23,6 +23,10 @@ enum Service {
     Aggregator,
     /// One aggregation committee member (identity under <data-dir>/agg-member-0).
     CommitteeMember,
+    /// One of the three matching nodes (veilgrid/match/...), as its own process: --party,
+    /// --peers, keys from --matcher-keys (`veilgrid match keygen`); registered
+    /// currencies kept under <data-dir>/matcher-<party>.
+    MatcherNode,
 }
 
 #[derive(Debug, clap::Args)]
@@ -55,6 +59,22 @@ pub(crate) struct ServeArgs {
     /// Without it: plaintext.
     #[arg(long, env = "VEILGRID_TLS_DIR")]
     tls_dir: Option<PathBuf>,
+    /// Matcher node: which party, 0, 1 or 2, or a StatefulSet pod name ending in -0, -1, -2.
+    #[arg(long, env = "VEILGRID_MATCHER_PARTY")]
+    party: Option<String>,
+    /// Matcher node: the three nodes' URLs by party index, comma-separated (this node's
+    /// own entry is what it registers with the router unless --advertise is given).
+    #[arg(long, env = "VEILGRID_MATCHER_PEERS", value_delimiter = ',')]
+    peers: Vec<String>,
+    /// Matcher node: the directory `veilgrid match keygen` wrote (this party's
+    /// party-<i>/ and nodes.json); default <data-dir>/matcher-keys.
+    #[arg(long, env = "VEILGRID_MATCHER_KEYS")]
+    matcher_keys: Option<PathBuf>,
+    /// Router: the matching nodes' nodes.json; the router's exchange-rate feed accepts
+    /// tables only from these three nodes (signed by their pinned keys). Without it a
+    /// standalone router takes no rates.
+    #[arg(long, env = "VEILGRID_MATCHER_NODES")]
+    matcher_nodes: Option<PathBuf>,
     /// Stop when standard input closes (used by `veilgrid up --separate`).
     #[arg(long, hide = true)]
     stop_on_stdin_eof: bool,
@@ -107,10 +127,19 @@ pub(crate) async fn run(a: ServeArgs) -> Result<(), Error> {
             let listener = bind(listen).await?;
             let security = tls_security(a.tls_dir.as_deref(), veilgrid_kit::auth::ROUTER)?;
             let scheme = security.scheme();
+            let rate_sources = match &a.matcher_nodes {
+                Some(f) => veilgrid_matcher::keys::load_public(f)
+                    .map_err(|e| Error::Service(e.to_string()))?
+                    .iter()
+                    .map(|n| n.provider_id)
+                    .collect(),
+                None => Vec::new(),
+            };
             let state = State::open(RouterConfig {
                 data_dir: Some(data_dir.join("router")),
                 security,
                 store: a.store.clone(),
+                rate_sources: Some(rate_sources),
                 ..RouterConfig::default()
             })?;
             println!("router listening on {scheme}://{listen}");
@@ -206,6 +235,67 @@ pub(crate) async fn run(a: ServeArgs) -> Result<(), Error> {
                 a.router
             );
             veilgrid_aggregator::run(listener, shutdown, config)
+                .await
+                .map_err(|e| Error::Service(e.to_string()))?;
+        }
+        Service::MatcherNode => {
+            let party =
+                veilgrid_matcher::keys::parse_party(a.party.as_deref().ok_or_else(|| {
+                    Error::Service("serve matcher-node needs --party (0, 1 or 2)".into())
+                })?)
+                .map_err(|e| Error::Service(e.to_string()))?;
+            let peers: [String; 3] = a.peers.clone().try_into().map_err(|_| {
+                Error::Service(format!(
+                    "--peers needs the three nodes' URLs by party index, got {}",
+                    a.peers.len()
+                ))
+            })?;
+            let keys_dir = a
+                .matcher_keys
+                .clone()
+                .unwrap_or_else(|| data_dir.join("matcher-keys"));
+            let (identity, keys, public) = veilgrid_matcher::keys::load_party(&keys_dir, party)
+                .map_err(|e| Error::Service(e.to_string()))?;
+            let listener = bind(a.listen.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)))).await?;
+            let local = listener.local_addr().map_err(|source| Error::Io {
+                path: "listener".into(),
+                source,
+            })?;
+            let me = a
+                .advertise
+                .clone()
+                .unwrap_or_else(|| format!("http://{local}"));
+            let nodes = [0, 1, 2].map(|i| veilgrid_matcher::NodeAddress {
+                url: if i == party as usize {
+                    me.clone()
+                } else {
+                    peers[i].clone()
+                },
+                provider_id: public[i].provider_id,
+            });
+            let config = veilgrid_matcher::MatcherConfig {
+                identity: std::sync::Arc::new(identity),
+                keys,
+                nodes,
+                peer_timeout: Duration::from_secs(30),
+                provider: veilgrid_kit::provider::ProviderConfig {
+                    name: format!("matcher-{party}"),
+                    ..Default::default()
+                },
+                register: Some(veilgrid_kit::registration::RegistrationConfig {
+                    router: a.router.clone(),
+                    endpoint: me.clone(),
+                    ttl: Duration::from_secs(a.lease_ttl_secs),
+                }),
+                numeraire: "VG".into(),
+                data_dir: Some(data_dir.join(format!("matcher-{party}"))),
+                fault: None,
+            };
+            println!(
+                "matching node {party} at {me} (listening on {local}), registering with {}",
+                a.router
+            );
+            veilgrid_matcher::run(listener, shutdown, config)
                 .await
                 .map_err(|e| Error::Service(e.to_string()))?;
         }

@@ -93,7 +93,16 @@ impl Handler for Api {
             Rpc::Result => n
                 .result(decode("ResultRequest", &payload)?)?
                 .encode_to_vec(),
-            Rpc::Fills => n.fills(decode("FillsRequest", &payload)?)?.encode_to_vec(),
+            Rpc::Fills => {
+                // sealing is CPU work per order: keep it off the async threads, which the
+                // MPC of other rounds needs to move its messages
+                let req = decode("FillsRequest", &payload)?;
+                let node = n.clone();
+                tokio::task::spawn_blocking(move || node.fills(req))
+                    .await
+                    .map_err(|e| MatchError::Aborted(format!("sealing the fills: {e}")))??
+                    .encode_to_vec()
+            }
             Rpc::Info => {
                 let _: pb::InfoRequest = decode("InfoRequest", &payload)?;
                 n.info().encode_to_vec()

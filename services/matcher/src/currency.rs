@@ -5,8 +5,17 @@
 //!
 //! An id belongs to the first issuer that registers it: registering it again with
 //! the same key and symbol is a no-op, with anything else it is refused.
+//!
+//! A node with a data directory keeps the registrations in `currencies.pb` there
+//! (the protobuf `CurrenciesResponse`, rewritten atomically on every new
+//! registration) and reloads them at start, checking every signature again.
 
-use std::collections::BTreeMap;
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+};
+
+use prost::Message;
 
 use bytes::Bytes;
 use veilgrid_core::sign::{SigningIdentity, VerifierKey};
@@ -90,10 +99,25 @@ pub fn verify_registration(c: &pb::Currency) -> Result<(), MatchError> {
     Ok(())
 }
 
+/// Name of the registrations file in a node's data directory.
+pub const FILE: &str = "currencies.pb";
+/// Largest registrations file read back.
+pub const MAX_FILE_LEN: usize = 16 << 20;
+
 /// The currencies one node knows.
 #[derive(Debug, Clone, Default)]
 pub struct Registry {
     by_id: BTreeMap<String, pb::Currency>,
+    /// Where the registrations are kept (`None`: memory only).
+    file: Option<PathBuf>,
+}
+
+fn storage(what: &'static str, path: &Path, reason: impl ToString) -> MatchError {
+    MatchError::Storage {
+        what,
+        path: path.display().to_string(),
+        reason: reason.to_string(),
+    }
 }
 
 impl Registry {
@@ -110,7 +134,52 @@ impl Registry {
                 },
             );
         }
-        Registry { by_id }
+        Registry { by_id, file: None }
+    }
+
+    /// The registry kept in `dir/currencies.pb`: the numeraire plus every registration
+    /// saved there (each signature checked again; a file that does not decode, or a
+    /// registration that does not verify, is an error, not silently dropped).
+    pub fn open(numeraire: &str, dir: &Path) -> Result<Self, MatchError> {
+        let mut r = Self::with_numeraire(numeraire);
+        let path = dir.join(FILE);
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                veilgrid_core::limits::check_len("currencies file", bytes.len(), MAX_FILE_LEN)?;
+                let saved = pb::CurrenciesResponse::decode(bytes.as_slice())
+                    .map_err(|e| storage("decoding", &path, e))?;
+                for c in saved.currencies {
+                    if c.issuer_key.is_empty() {
+                        continue; // a numeraire (re-added from the configuration)
+                    }
+                    r.register(c)?;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(dir).map_err(|e| storage("creating", dir, e))?;
+            }
+            Err(e) => return Err(storage("reading", &path, e)),
+        }
+        r.file = Some(path);
+        Ok(r)
+    }
+
+    fn save(&self) -> Result<(), MatchError> {
+        let Some(path) = &self.file else {
+            return Ok(());
+        };
+        let bytes = pb::CurrenciesResponse {
+            currencies: self
+                .by_id
+                .values()
+                .filter(|c| !c.issuer_key.is_empty())
+                .cloned()
+                .collect(),
+        }
+        .encode_to_vec();
+        let tmp = path.with_extension("pb.tmp");
+        std::fs::write(&tmp, &bytes).map_err(|e| storage("writing", &tmp, e))?;
+        std::fs::rename(&tmp, path).map_err(|e| storage("replacing", path, e))
     }
 
     /// Register `c` after checking its signature; `Ok(false)` when the identical
@@ -128,7 +197,12 @@ impl Registry {
                 c.id
             ))),
             None => {
-                self.by_id.insert(c.id.clone(), c);
+                let id = c.id.clone();
+                self.by_id.insert(id.clone(), c);
+                if let Err(e) = self.save() {
+                    self.by_id.remove(&id);
+                    return Err(e);
+                }
                 Ok(true)
             }
         }
@@ -186,5 +260,37 @@ mod tests {
             r.all().iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
             ["ALC", "VG"]
         );
+    }
+
+    #[test]
+    fn registrations_survive_a_restart_and_a_tampered_file_is_refused() {
+        let dir = std::env::temp_dir().join(format!("vg-currencies-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let alice = SigningIdentity::generate();
+        let alc = sign_registration(&alice, "ALC", "A").unwrap();
+        {
+            let mut r = Registry::open("VG", &dir).unwrap();
+            assert!(r.register(alc.clone()).unwrap());
+        }
+        let mut again = Registry::open("VG", &dir).unwrap();
+        assert!(again.contains("ALC") && again.contains("VG"));
+        assert!(!again.register(alc.clone()).unwrap(), "still registered");
+        let bob = SigningIdentity::generate();
+        assert!(matches!(
+            again.register(sign_registration(&bob, "ALC", "A").unwrap()),
+            Err(MatchError::CurrencyTaken(_))
+        ));
+        // a registration altered on disk no longer verifies: the node refuses to start
+        let mut forged = alc.clone();
+        forged.symbol = "Z".into();
+        let bytes = pb::CurrenciesResponse {
+            currencies: vec![forged],
+        }
+        .encode_to_vec();
+        std::fs::write(dir.join(FILE), bytes).unwrap();
+        assert!(Registry::open("VG", &dir).is_err());
+        std::fs::write(dir.join(FILE), b"\xff\xff\xff").unwrap();
+        assert!(Registry::open("VG", &dir).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -74,6 +74,16 @@ pub enum MatchError {
     /// The rate system could not be solved.
     #[error("rates: {0}")]
     Rates(String),
+    /// Reading or writing the node's files (data directory, keys) failed.
+    #[error("{what} {path}: {reason}")]
+    Storage {
+        /// What was read or written.
+        what: &'static str,
+        /// The file.
+        path: String,
+        /// Why it failed.
+        reason: String,
+    },
 }
 
 impl From<MatchError> for Status {
@@ -88,7 +98,9 @@ impl From<MatchError> for Status {
             MatchError::Peer { .. } => Code::Unavailable,
             MatchError::Aborted(_) => Code::Aborted,
             MatchError::Remote { status, .. } => status.code(),
-            MatchError::Kit(_) | MatchError::Rates(_) => Code::Internal,
+            MatchError::Kit(_) | MatchError::Rates(_) | MatchError::Storage { .. } => {
+                Code::Internal
+            }
         };
         Status::new(code, e.to_string())
     }

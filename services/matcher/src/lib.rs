@@ -9,7 +9,8 @@
 //!   outcome, open and check its fills;
 //! * [`rates`]: the exchange-rate table from cleared rounds;
 //! * [`currency`]: personal currencies, registered by their issuers;
-//! * [`local`]: three nodes in one process.
+//! * [`local`]: three nodes in one process;
+//! * [`keys`]: the keys of three nodes run as separate processes (`veilgrid match keygen`).
 #![doc = include_str!("../docs/service.md")]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -19,6 +20,7 @@ pub mod api;
 pub mod client;
 pub mod currency;
 mod error;
+pub mod keys;
 pub mod local;
 mod net;
 pub mod node;
@@ -35,7 +37,7 @@ use veilgrid_kit::{
 };
 
 pub use error::MatchError;
-pub use node::{MatcherConfig, Node, NodeAddress};
+pub use node::{Fault, FaultAction, MatcherConfig, Node, NodeAddress};
 pub use veilgrid_mpc;
 
 /// Price of one matching call, in the node's currency.
@@ -66,7 +68,7 @@ pub async fn run(
     config: MatcherConfig,
 ) -> Result<(), MatchError> {
     let register = config.register.clone();
-    let node = Node::new(config);
+    let node = Node::new(config)?;
     let p = provider(&node, node.config.provider.clone());
     let mut routes = RoutesBuilder::default();
     routes.add_service(p.clone().into_server());

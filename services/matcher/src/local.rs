@@ -67,6 +67,8 @@ pub async fn start(
                 ttl: Duration::from_secs(30),
             }),
             numeraire: numeraire.to_owned(),
+            data_dir: data_dir.map(|d| d.join(format!("matcher-{i}"))),
+            fault: None,
         };
         tasks.push(tokio::spawn(crate::run(l, shutdown.clone(), config)));
     }

@@ -136,6 +136,7 @@ impl Inbox {
 
 /// This node's outgoing streams of one round, to its two neighbours.
 pub(crate) struct Links {
+    me: u8,
     out: HashMap<u8, mpsc::Sender<NodeFrame>>,
     /// MPC message bytes sent so far (both streams).
     sent: AtomicU64,
@@ -202,6 +203,7 @@ impl Links {
             out.insert(peer, tx);
         }
         Ok(Links {
+            me,
             out,
             sent: AtomicU64::new(0),
         })
@@ -238,6 +240,11 @@ impl Links {
             .await?;
         }
         Ok(())
+    }
+
+    /// This node's party index.
+    pub(crate) fn party(&self) -> u8 {
+        self.me
     }
 
     /// MPC message bytes this node has sent to the two others.

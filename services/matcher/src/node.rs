@@ -84,6 +84,44 @@ pub struct MatcherConfig {
     pub register: Option<RegistrationConfig>,
     /// The numeraire of the rate table when a request names none.
     pub numeraire: String,
+    /// Where the node keeps its state across restarts (the registered currencies,
+    /// `currencies.pb`); `None`: memory only.
+    pub data_dir: Option<std::path::PathBuf>,
+    /// Fault injection (tests and demos of the abort path; `None` in production):
+    /// this node corrupts MPC messages it sends, see [`Fault`].
+    pub fault: Option<Fault>,
+}
+
+/// A deliberately misbehaving node, for the fault tests: at step `step` of
+/// `phase` (and, with `every_later_step`, at every later step of that phase too) it
+/// does `action` to the messages it sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fault {
+    /// The phase whose messages are affected.
+    pub phase: veilgrid_mpc::Phase,
+    /// The first affected step.
+    pub step: u32,
+    /// Keep going at every later step of the phase.
+    pub every_later_step: bool,
+    /// What the node does.
+    pub action: FaultAction,
+}
+
+/// What a faulty node does to a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultAction {
+    /// Flip the lowest bit of the first word. The node keeps its own shares unchanged,
+    /// so the value it sends disagrees with what it holds: a wrong share value.
+    Corrupt,
+    /// Send nothing and wait forever, as a node that hangs mid-round (a test then kills it).
+    Stall,
+}
+
+impl Fault {
+    fn applies(&self, m: &veilgrid_mpc::Message) -> bool {
+        m.phase == self.phase
+            && (m.step == self.step || (self.every_later_step && m.step > self.step))
+    }
 }
 
 /// Wall time (µs) and bytes sent per phase: input check, clearing, fills.
@@ -100,7 +138,9 @@ enum State {
         outcome: Bytes,
         result: ClearingResult,
         signature: Bytes,
-        fills: Vec<(OrderId, Bytes)>,
+        /// This node's fill share of every accepted order (zeroized on drop), sealed
+        /// to the owner on request.
+        fills: Vec<veilgrid_mpc::FillShare>,
         dropped: Vec<OrderId>,
         cost: PhaseCost,
     },
@@ -145,16 +185,19 @@ fn round_id(b: &[u8]) -> Result<[u8; 16], MatchError> {
 }
 
 impl Node {
-    /// A node with no rounds.
-    pub fn new(config: MatcherConfig) -> Arc<Self> {
-        let currencies = crate::currency::Registry::with_numeraire(&config.numeraire);
-        Arc::new(Node {
+    /// A node with no rounds (and the currencies kept in its data directory).
+    pub fn new(config: MatcherConfig) -> Result<Arc<Self>, MatchError> {
+        let currencies = match &config.data_dir {
+            Some(d) => crate::currency::Registry::open(&config.numeraire, d)?,
+            None => crate::currency::Registry::with_numeraire(&config.numeraire),
+        };
+        Ok(Arc::new(Node {
             config,
             currencies: Mutex::new(currencies),
             rounds: Mutex::new(HashMap::new()),
             inboxes: Mutex::new(HashMap::new()),
             history: Mutex::new(Vec::new()),
-        })
+        }))
     }
 
     /// This node's party index.
@@ -358,7 +401,7 @@ impl Node {
                 }
             };
             let r = node
-                .run_mpc(round, *collecting, &base, &quote, links.as_ref(), &inbox)
+                .run_mpc(*collecting, &base, &quote, links.as_ref(), &inbox)
                 .await;
             if let (Err(e), Some(l)) = (&r, &links) {
                 l.send_abort(&e.to_string()).await;
@@ -370,7 +413,6 @@ impl Node {
 
     async fn run_mpc(
         &self,
-        round: [u8; 16],
         collecting: Collecting,
         base: &str,
         quote: &str,
@@ -387,9 +429,16 @@ impl Node {
             cost.bytes[k] = now.1 - mark.1;
             mark = now;
         };
-        let checked = drive(collecting.close()?, links, inbox, t).await?;
+        let checked = drive(collecting.close()?, self.config.fault, links, inbox, t).await?;
         lap(0);
-        let cleared = drive(checked.start_clearing()?, links, inbox, t).await?;
+        let cleared = drive(
+            checked.start_clearing()?,
+            self.config.fault,
+            links,
+            inbox,
+            t,
+        )
+        .await?;
         lap(1);
         let outcome: RoundOutcome = cleared.outcome(base, quote);
         let outcome = Bytes::from(outcome.to_bytes()?);
@@ -410,25 +459,13 @@ impl Node {
         let result = cleared.result();
         let dropped = cleared.dropped().to_vec();
         // (the fills time includes signing the outcome and sending the signature)
-        let filled = drive(cleared.start_fills()?, links, inbox, t).await?;
+        let filled = drive(cleared.start_fills()?, self.config.fault, links, inbox, t).await?;
         lap(2);
-        let owners = self
-            .rounds()
-            .get(&round)
-            .map(|r| r.owners.clone())
-            .unwrap_or_default();
-        let mut fills = Vec::with_capacity(filled.shares().len());
-        for s in filled.shares() {
-            let owner = owners
-                .get(&s.id)
-                .ok_or_else(|| MatchError::Aborted("a fill without an owner".into()))?;
-            let sealed = SealPublicKey::from_bytes(owner)?.seal(
-                FILL_INFO,
-                &share_aad(&round, s.id.as_bytes()),
-                &s.fill_bytes(),
-            )?;
-            fills.push((s.id.clone(), Bytes::from(sealed)));
-        }
+        // the fill shares are sealed to their owners when the owners ask (`fills`), not
+        // here: sealing is one X25519 operation per order, 0.1–0.4 ms each, and done
+        // here it held the runtime's threads while the other nodes still needed them
+        // to receive the last fills step (benches/results/matching.md)
+        let fills = filled.into_shares();
         Ok(State::Cleared {
             outcome,
             result,
@@ -570,51 +607,110 @@ impl Node {
         Ok(resp)
     }
 
-    /// `Fills`: this node's sealed fill shares of the orders submitted with this owner key.
+    /// `Fills`: this node's fill shares of the orders submitted with this owner key,
+    /// each sealed to the owner now (one HPKE seal per order; run it off the async
+    /// threads, see `api`).
     pub fn fills(&self, req: pb::FillsRequest) -> Result<pb::FillsResponse, MatchError> {
         let round = round_id(&req.round_id)?;
-        let owner = SealPublicKey::from_bytes(&req.owner_seal_key)?.to_bytes();
-        let rounds = self.rounds();
-        let r = rounds
-            .get(&round)
-            .ok_or_else(|| MatchError::UnknownRound(hex::encode(round)))?;
-        let State::Cleared { fills, .. } = &r.state else {
-            return Err(MatchError::WrongState {
-                round: hex::encode(round),
-                state: r.state.name(),
-                action: "return fills",
-            });
+        let owner_key = SealPublicKey::from_bytes(&req.owner_seal_key)?;
+        let owner = owner_key.to_bytes();
+        let mine: Vec<veilgrid_mpc::FillShare> = {
+            let rounds = self.rounds();
+            let r = rounds
+                .get(&round)
+                .ok_or_else(|| MatchError::UnknownRound(hex::encode(round)))?;
+            let State::Cleared { fills, .. } = &r.state else {
+                return Err(MatchError::WrongState {
+                    round: hex::encode(round),
+                    state: r.state.name(),
+                    action: "return fills",
+                });
+            };
+            fills
+                .iter()
+                .filter(|s| r.owners.get(&s.id) == Some(&owner))
+                .cloned()
+                .collect()
         };
+        let mut out = Vec::with_capacity(mine.len());
+        for s in &mine {
+            let plain = zeroize::Zeroizing::new(s.fill_bytes());
+            let sealed = owner_key.seal(FILL_INFO, &share_aad(&round, s.id.as_bytes()), &plain)?;
+            out.push(pb::SealedFill {
+                order_id: Bytes::copy_from_slice(s.id.as_bytes()),
+                sealed_share: Bytes::from(sealed),
+            });
+        }
         Ok(pb::FillsResponse {
             party: self.party().into(),
-            fills: fills
-                .iter()
-                .filter(|(id, _)| r.owners.get(id) == Some(&owner))
-                .map(|(id, s)| pb::SealedFill {
-                    order_id: Bytes::copy_from_slice(id.as_bytes()),
-                    sealed_share: s.clone(),
-                })
-                .collect(),
+            fills: out,
         })
     }
 }
 
+/// Steps that receive at least this many words are computed on the blocking pool.
+const BLOCKING_STEP_WORDS: usize = 1 << 14;
+
 /// Run one phase to its end over the links.
-async fn drive<T: 'static>(
+async fn drive<T: Send + 'static>(
     mut step: Step<T>,
+    fault: Option<Fault>,
     links: &Links,
     inbox: &Inbox,
     timeout: Duration,
 ) -> Result<T, MatchError> {
+    // where a phase's wall time goes: handing messages to the streams, waiting for the
+    // neighbours' messages, computing (logged at debug level)
+    let (mut ts, mut tw, mut tc, mut steps) = (0u64, 0u64, 0u64, 0u32);
+    let t0 = std::time::Instant::now();
     loop {
         match step {
-            Step::Done(t) => return Ok(t),
+            Step::Done(t) => {
+                tracing::debug!(
+                    party = links.party(),
+                    steps,
+                    send_us = ts,
+                    wait_us = tw,
+                    compute_us = tc,
+                    total_us = t0.elapsed().as_micros() as u64,
+                    "MPC phase done"
+                );
+                return Ok(t);
+            }
             Step::Pending(mut r) => {
-                for m in r.take_outgoing() {
+                steps += 1;
+                let a = std::time::Instant::now();
+                for mut m in r.take_outgoing() {
+                    match fault {
+                        Some(f) if f.applies(&m) && f.action == FaultAction::Stall => {
+                            std::future::pending::<()>().await;
+                        }
+                        Some(f) if f.applies(&m) => {
+                            if let Some(w) = m.words.first_mut() {
+                                *w ^= 1;
+                            }
+                        }
+                        _ => {}
+                    }
                     links.send(&m).await?;
                 }
+                let b = std::time::Instant::now();
                 let incoming = inbox.recv(r.phase(), r.step(), timeout).await?;
-                step = r.deliver(incoming)?;
+                let c = std::time::Instant::now();
+                // a large step computes for milliseconds (malicious mode: tens): do it
+                // off the async threads, which must keep moving this and the other
+                // nodes' stream data (HTTP/2 window updates) meanwhile
+                let words: usize = incoming.iter().map(|m| m.words.len()).sum();
+                step = if words >= BLOCKING_STEP_WORDS {
+                    tokio::task::spawn_blocking(move || r.deliver(incoming))
+                        .await
+                        .map_err(|e| MatchError::Aborted(format!("MPC step: {e}")))??
+                } else {
+                    r.deliver(incoming)?
+                };
+                ts += (b - a).as_micros() as u64;
+                tw += (c - b).as_micros() as u64;
+                tc += c.elapsed().as_micros() as u64;
             }
         }
     }

@@ -13,7 +13,7 @@ use veilgrid_kit::{
     registration::{RegistrationConfig, router_channel},
 };
 use veilgrid_matcher::{
-    MatchError, MatcherConfig, NodeAddress,
+    Fault, FaultAction, MatchError, MatcherConfig, NodeAddress,
     client::{MatchClient, NodeKey},
     rates::{Clearing, fit},
 };
@@ -43,26 +43,38 @@ async fn bind() -> TcpListener {
 
 impl Grid {
     async fn start() -> (Grid, [TcpListener; 3]) {
+        let (g, l, _) = Self::start_with(|_| RouterConfig::default()).await;
+        (g, l)
+    }
+
+    /// A router with the settings `router` makes from the three node identities (the
+    /// test timings are set on top), and a handle on its state.
+    async fn start_with(
+        router: impl FnOnce(&[Arc<Identity>; 3]) -> RouterConfig,
+    ) -> (Grid, [TcpListener; 3], Arc<veilgrid_router::State>) {
         let shutdown = Shutdown::new();
+        let identities = [0, 1, 2].map(|_| Arc::new(Identity::generate()));
         let rl = bind().await;
         let router_url = format!("http://{}", rl.local_addr().unwrap());
         let config = RouterConfig {
             health_interval: Duration::from_millis(200),
             min_ttl: Duration::from_millis(100),
-            ..RouterConfig::default()
+            ..router(&identities)
         };
-        tokio::spawn(veilgrid_router::run(rl, shutdown.clone(), config));
+        let state = veilgrid_router::State::open(config).unwrap();
+        tokio::spawn(veilgrid_router::serve(rl, shutdown.clone(), state.clone()));
         let listeners = [bind().await, bind().await, bind().await];
         let addrs = [0, 1, 2].map(|i| listeners[i].local_addr().unwrap());
         (
             Grid {
                 router_url,
                 shutdown,
-                identities: [0, 1, 2].map(|_| Arc::new(Identity::generate())),
+                identities,
                 keys: NodeKeys::generate_all(),
                 addrs,
             },
             listeners,
+            state,
         )
     }
 
@@ -85,6 +97,8 @@ impl Grid {
                 ttl: Duration::from_secs(30),
             }),
             numeraire: "BOB".into(),
+            data_dir: None,
+            fault: None,
         }
     }
 
@@ -628,7 +642,7 @@ async fn concurrent_submitters_get_one_submission_order_at_all_three_nodes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_1_and_2_take_orders_only_with_node_0s_signed_number() {
     let (g, _listeners) = Grid::start().await;
-    let node1 = veilgrid_matcher::Node::new(g.config(1));
+    let node1 = veilgrid_matcher::Node::new(g.config(1)).unwrap();
     let issuer = veilgrid_core::sign::SigningIdentity::generate();
     node1
         .register_currency(pb::RegisterCurrencyRequest {
@@ -673,5 +687,308 @@ async fn nodes_1_and_2_take_orders_only_with_node_0s_signed_number() {
     assert!(node1.submit(req(6, good.clone())).is_err());
     let r = node1.submit(req(5, good)).unwrap();
     assert_eq!(r.sequence, 5);
+    g.shutdown.cancel();
+}
+
+/// A small book that trades (level 2, volume 7 on 8 levels), submitted by one owner
+/// after registering ALC (idempotent: a restarted node has forgotten registrations).
+async fn submit_small_book(
+    c: &MatchClient,
+    round: [u8; 16],
+    mode: pb::SecurityMode,
+    owner: &SealKeyPair,
+) {
+    let issuer = veilgrid_core::sign::SigningIdentity::from_secret_bytes(&[5; 32]);
+    let alc = veilgrid_matcher::currency::sign_registration(&issuer, "ALC", "A").unwrap();
+    c.register_currency(&alc).await.unwrap();
+    c.open(&pb::OpenRoundRequest {
+        mode: mode.into(),
+        ..open_req(round, 8)
+    })
+    .await
+    .unwrap();
+    let book = [
+        Order {
+            side: Side::Buy,
+            limit: 5,
+            qty: 10,
+        },
+        Order {
+            side: Side::Sell,
+            limit: 2,
+            qty: 7,
+        },
+        Order {
+            side: Side::Sell,
+            limit: 6,
+            qty: 3,
+        },
+    ];
+    for (i, o) in book.iter().enumerate() {
+        let id = OrderId::new(format!("o{i}").as_bytes()).unwrap();
+        c.submit(round, 8, &id, o, &owner.public()).await.unwrap();
+    }
+}
+
+/// Every node reports the round aborted and reveals nothing: no outcome, no
+/// signature, no level or volume, no fills. Returns the three reasons.
+async fn assert_aborted_revealing_nothing(
+    c: &MatchClient,
+    round: [u8; 16],
+    owner: &SealKeyPair,
+) -> Vec<String> {
+    let err = c.result(round, Duration::from_secs(30)).await.unwrap_err();
+    assert!(matches!(err, MatchError::Aborted(_)), "{err}");
+    let mut reasons = Vec::new();
+    for p in 0..3 {
+        // the others learn of the abort from the detecting node's abort frame or the
+        // closed stream; wait until each has left `running`
+        let mut s = c.status(p, round).await.unwrap();
+        for _ in 0..300 {
+            if s.status != i32::from(pb::RoundStatus::Running) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            s = c.status(p, round).await.unwrap();
+        }
+        assert_eq!(s.status, i32::from(pb::RoundStatus::Aborted), "node {p}");
+        assert!(s.outcome.is_empty() && s.signatures.is_empty(), "node {p}");
+        assert!(!s.cross && s.volume == 0 && s.level == 0, "node {p}");
+        assert!(!s.reason.is_empty());
+        reasons.push(s.reason);
+    }
+    assert!(
+        c.fills(round, owner).await.is_err(),
+        "no fills after an abort"
+    );
+    reasons
+}
+
+/// A grid whose node 1 misbehaves with `fault`.
+async fn grid_with_faulty_node_1(fault: Fault) -> (Grid, MatchClient) {
+    let (g, listeners) = Grid::start().await;
+    for (i, l) in listeners.into_iter().enumerate() {
+        let mut cfg = g.config(i);
+        if i == 1 {
+            cfg.fault = Some(fault);
+        }
+        tokio::spawn(veilgrid_matcher::run(l, g.shutdown.clone(), cfg));
+    }
+    g.wait_registered(3).await;
+    let c = g.client();
+    (g, c)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn semi_honest_a_wrong_share_value_in_an_opening_or_the_input_check_aborts() {
+    // node 1 keeps sending wrong values through the clearing: the opening of V carries
+    // one, and its two copies (value from one neighbour, digest from the other) differ
+    let (g, c) = grid_with_faulty_node_1(Fault {
+        phase: veilgrid_mpc::Phase::Clearing,
+        step: 0,
+        every_later_step: true,
+        action: FaultAction::Corrupt,
+    })
+    .await;
+    let owner = SealKeyPair::generate();
+    let round = [21u8; 16];
+    submit_small_book(&c, round, pb::SecurityMode::SemiHonest, &owner).await;
+    c.close(round).await.unwrap();
+    let reasons = assert_aborted_revealing_nothing(&c, round, &owner).await;
+    assert!(
+        reasons.iter().any(|r| r.contains("inconsistent")),
+        "{reasons:?}"
+    );
+    g.shutdown.cancel();
+
+    // node 1 lies about the order list (the hash of the client inputs it holds)
+    let (g, c) = grid_with_faulty_node_1(Fault {
+        phase: veilgrid_mpc::Phase::Inputs,
+        step: 0,
+        every_later_step: false,
+        action: FaultAction::Corrupt,
+    })
+    .await;
+    let round = [22u8; 16];
+    submit_small_book(&c, round, pb::SecurityMode::SemiHonest, &owner).await;
+    c.close(round).await.unwrap();
+    let reasons = assert_aborted_revealing_nothing(&c, round, &owner).await;
+    assert!(
+        reasons.iter().any(|r| r.contains("different order list")),
+        "{reasons:?}"
+    );
+    g.shutdown.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malicious_mode_detects_one_wrong_word_in_any_multiplication_step() {
+    // one flipped bit in one message — a multiplication early in the clearing, then
+    // one in the fills — is caught by the check of every gate before anything opens
+    // (semi-honest mode would miss these: a wrong reshare is an additive error that
+    // replication alone cannot see, crypto/mpc/docs/security.md)
+    for (phase, step) in [
+        (veilgrid_mpc::Phase::Clearing, 0),
+        (veilgrid_mpc::Phase::Clearing, 7),
+        (veilgrid_mpc::Phase::Fills, 0),
+    ] {
+        let (g, c) = grid_with_faulty_node_1(Fault {
+            phase,
+            step,
+            every_later_step: false,
+            action: FaultAction::Corrupt,
+        })
+        .await;
+        let owner = SealKeyPair::generate();
+        let round = [23u8; 16];
+        submit_small_book(&c, round, pb::SecurityMode::Malicious, &owner).await;
+        c.close(round).await.unwrap();
+        let reasons = assert_aborted_revealing_nothing(&c, round, &owner).await;
+        // caught by the gate check itself, or by an opening inside it (the corrupted
+        // reshare leaves the two copies of one share component different)
+        assert!(
+            reasons
+                .iter()
+                .any(|r| r.contains("verification failed") || r.contains("inconsistent")),
+            "{phase:?} step {step}: {reasons:?}"
+        );
+        g.shutdown.cancel();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_killed_during_the_mpc_aborts_the_round_and_it_reruns_after_it_returns() {
+    let (g, listeners) = Grid::start().await;
+    let [l0, l1, l2] = listeners;
+    tokio::spawn(veilgrid_matcher::run(l0, g.shutdown.clone(), g.config(0)));
+    tokio::spawn(veilgrid_matcher::run(l1, g.shutdown.clone(), g.config(1)));
+    // node 2 hangs at a clearing step (so the kill lands mid-MPC, not by luck)
+    let mut hanging = g.config(2);
+    hanging.fault = Some(Fault {
+        phase: veilgrid_mpc::Phase::Clearing,
+        step: 3,
+        every_later_step: false,
+        action: FaultAction::Stall,
+    });
+    let rt2 = killable(l2.into_std().unwrap(), hanging);
+    g.wait_registered(3).await;
+    let c = g.client();
+    let owner = SealKeyPair::generate();
+    let round = [24u8; 16];
+    submit_small_book(&c, round, pb::SecurityMode::SemiHonest, &owner).await;
+    c.close(round).await.unwrap();
+    for p in 0..3 {
+        let s = c.status(p, round).await.unwrap();
+        assert_eq!(s.status, i32::from(pb::RoundStatus::Running), "node {p}");
+    }
+    rt2.shutdown_background();
+    let err = c.result(round, Duration::from_secs(30)).await.unwrap_err();
+    assert!(matches!(err, MatchError::Aborted(_)), "{err}");
+    for p in 0..2 {
+        let mut s = c.status(p, round).await.unwrap();
+        for _ in 0..300 {
+            if s.status != i32::from(pb::RoundStatus::Running) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            s = c.status(p, round).await.unwrap();
+        }
+        assert_eq!(s.status, i32::from(pb::RoundStatus::Aborted), "node {p}");
+        assert!(s.reason.contains("node 2"), "{}", s.reason);
+        assert!(s.outcome.is_empty() && s.signatures.is_empty() && !s.cross);
+    }
+    assert!(c.fills(round, &owner).await.is_err());
+
+    // node 2 returns healthy (same address, identity and seeds); a fresh round clears
+    let l2 = std::net::TcpListener::bind(g.addrs[2]).unwrap();
+    l2.set_nonblocking(true).unwrap();
+    let rt2 = killable(l2, g.config(2));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    g.wait_registered(3).await;
+    let again = [25u8; 16];
+    submit_small_book(&c, again, pb::SecurityMode::SemiHonest, &owner).await;
+    c.close(again).await.unwrap();
+    let out = c.result(again, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(
+        out.outcome.result,
+        ClearingResult::Trade {
+            level: 2,
+            volume: 7
+        }
+    );
+    let mut fills: Vec<u64> = c
+        .fills(again, &owner)
+        .await
+        .unwrap()
+        .iter()
+        .map(|f| f.1)
+        .collect();
+    fills.sort();
+    assert_eq!(fills, vec![0, 7, 7]);
+    g.shutdown.cancel();
+    rt2.shutdown_background();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_routers_rate_feed_asks_only_the_pinned_nodes() {
+    // pinned: nodes 0 and 1 only (node 2 registers and serves the same table)
+    let (g, listeners, state) = Grid::start_with(|ids| RouterConfig {
+        currency: "BOB".into(),
+        rate_sources: Some(vec![ids[0].provider_id(), ids[1].provider_id()]),
+        ..RouterConfig::default()
+    })
+    .await;
+    for (i, l) in listeners.into_iter().enumerate() {
+        tokio::spawn(veilgrid_matcher::run(l, g.shutdown.clone(), g.config(i)));
+    }
+    g.wait_registered(3).await;
+    let c = g.client();
+    let owner = SealKeyPair::generate();
+    let round = [26u8; 16];
+    submit_small_book(&c, round, pb::SecurityMode::SemiHonest, &owner).await;
+    c.close(round).await.unwrap();
+    c.result(round, Duration::from_secs(30)).await.unwrap();
+    let r = veilgrid_router::rates::refresh(&state, Duration::from_secs(5)).await;
+    assert_eq!(
+        r,
+        veilgrid_router::rates::Refresh::Installed {
+            sources: 2,
+            currencies: 1
+        },
+        "only the two pinned nodes were asked"
+    );
+    let t = veilgrid_router::rates::current(&state);
+    let want = (1.05f64.powi(2) * 0.5).ln(); // 1 ALC = p_2 BOB
+    assert!(
+        (t.log_values()[0].1 - want).abs() < 1e-9,
+        "{:?}",
+        t.log_values()
+    );
+    g.shutdown.cancel();
+
+    // pinned to keys no node has: nothing is asked, the table stays empty
+    let (g, listeners, state) = Grid::start_with(|_| RouterConfig {
+        currency: "BOB".into(),
+        rate_sources: Some(vec![[7u8; 32]]),
+        ..RouterConfig::default()
+    })
+    .await;
+    for (i, l) in listeners.into_iter().enumerate() {
+        tokio::spawn(veilgrid_matcher::run(l, g.shutdown.clone(), g.config(i)));
+    }
+    g.wait_registered(3).await;
+    let c = g.client();
+    let round = [27u8; 16];
+    submit_small_book(&c, round, pb::SecurityMode::SemiHonest, &owner).await;
+    c.close(round).await.unwrap();
+    c.result(round, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(
+        veilgrid_router::rates::refresh(&state, Duration::from_secs(5)).await,
+        veilgrid_router::rates::Refresh::NoSources
+    );
+    assert!(
+        veilgrid_router::rates::current(&state)
+            .log_values()
+            .is_empty()
+    );
     g.shutdown.cancel();
 }

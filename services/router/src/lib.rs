@@ -73,6 +73,12 @@ pub struct RouterConfig {
     /// router reaches each provider over TLS expecting a certificate issued to the
     /// provider's registered name (see `veilgrid_kit::tls`).
     pub security: veilgrid_kit::tls::Security,
+    /// Which matching nodes' rate tables the router accepts: `None` = any serving
+    /// provider of the rates protocol (in-process grids, whose nodes the same program
+    /// started); `Some(ids)` = only answers signed by these pinned provider ids
+    /// (`veilgrid serve router --matcher-nodes nodes.json`); `Some(vec![])` = none,
+    /// the feed is off. See [`rates`].
+    pub rate_sources: Option<Vec<[u8; 32]>>,
 }
 
 impl Default for RouterConfig {
@@ -89,6 +95,7 @@ impl Default for RouterConfig {
             currency: "VG".into(),
             observer: None,
             security: veilgrid_kit::tls::Security::Plaintext,
+            rate_sources: None,
         }
     }
 }
@@ -101,6 +108,7 @@ impl std::fmt::Debug for RouterConfig {
             .field("max_stream_payload", &self.max_stream_payload)
             .field("default_deadline", &self.default_deadline)
             .field("currency", &self.currency)
+            .field("rate_sources", &self.rate_sources.as_ref().map(Vec::len))
             .finish_non_exhaustive()
     }
 }

@@ -16,6 +16,11 @@
 //! matching nodes (honest majority) one deviating node cannot move the router's rates;
 //! a table in transit (one node has cleared a round the others have not yet) waits
 //! for the next poll. [`follow`] polls until shutdown.
+//!
+//! With pinned sources (`RouterConfig::rate_sources`, the three nodes' provider ids
+//! from `nodes.json`) only those providers are asked, and an answer counts only when
+//! its receipt is signed by the pinned key: a provider that registers the rates
+//! protocol under any other key — two colluding strangers, say — is never asked.
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
@@ -206,6 +211,9 @@ async fn ask(entry: &Arc<Entry>, numeraire: &str, timeout: Duration) -> Result<R
 pub async fn refresh(state: &State, timeout: Duration) -> Refresh {
     let protocol = ProtocolId::from_name(RATES_PROTOCOL);
     let mut entries = state.registry.serving(&protocol, now_ms());
+    if let Some(pinned) = &state.config.rate_sources {
+        entries.retain(|e| pinned.contains(&e.id));
+    }
     entries.truncate(MAX_SOURCES);
     if entries.is_empty() {
         return Refresh::NoSources;

@@ -212,7 +212,8 @@ async fn prove(a: ProveArgs) -> Result<(), Error> {
         })?,
         None => a.witness.clone(),
     };
-    let mut client = ProverClient::via_router_secure(&a.router.router, &a.router.security()?).map_err(svc)?;
+    let mut client =
+        ProverClient::via_router_secure(&a.router.router, &a.router.security()?).map_err(svc)?;
     let resp = if a.local {
         let pk = client.proving_key(&a.key).await.map_err(svc)?;
         let vk_id = a.vk_id.clone();

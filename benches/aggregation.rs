@@ -309,7 +309,7 @@ fn verifiable(_c: &mut Criterion) {
              message {} bytes (masked {} entries, proof {} bytes)",
             ClientMessage::encoded_len(&round),
             round.params().masked_length(),
-            veilgrid_aggregation::verifiable::Attachment::proof_len(&round),
+            veilgrid_aggregator::math::verifiable::Attachment::proof_len(&round),
         );
     }
 }

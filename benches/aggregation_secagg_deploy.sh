@@ -8,7 +8,8 @@
 set -euo pipefail
 VENV=$1 N=$2 L=$3 OUT=$4
 APP=$(cd "$(dirname "$0")" && pwd)/aggregation_secagg_app
-BASE=${FLWR_BASE_PORT:-19000}
+# A fresh port range per call (the previous run's SuperLink may still hold its port).
+BASE=${FLWR_BASE_PORT:-$((19000 + ($$ % 40) * 1000))}
 WORK=$(mktemp -d)
 export FLWR_HOME=$WORK/flwr-home
 export PATH="$VENV/bin:$PATH"
@@ -35,7 +36,10 @@ trap cleanup EXIT
 # Flower 1.41's SuperLink serves its Fleet, Control and Runtime APIs on one HTTP port.
 "$VENV/bin/flower-superlink" --insecure --database "$WORK/state.db" --port "$BASE" >"$LOG" 2>&1 &
 pids+=($!)
-sleep 5
+for _ in $(seq 120); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$BASE") 2>/dev/null; then break; fi
+    sleep 1
+done
 # SuperNodes start a few at a time; one whose first connection times out on the loaded machine
 # (exit code 305) is started again.
 for i in $(seq 1 "$N"); do
@@ -54,8 +58,14 @@ cp -r "$APP" "$WORK/app"
 sed -i "s/^address = .*/address = \"127.0.0.1:$BASE\"/" "$WORK/app/pyproject.toml"
 sleep $((5 + N / 10))
 start=$(date +%s)
-"$VENV/bin/flwr" run "$WORK/app" loopback --run-config \
-    "clients=$N length=$L log=\"$JSONL\" out=\"$SUMMARY\"" >>"$LOG" 2>&1
+for try in 1 2 3; do
+    if "$VENV/bin/flwr" run "$WORK/app" loopback --run-config \
+        "clients=$N length=$L log=\"$JSONL\" out=\"$SUMMARY\"" >>"$LOG" 2>&1; then
+        break
+    fi
+    echo "flwr run failed (try $try)" >>"$LOG"
+    sleep 10
+done
 while [ ! -s "$SUMMARY" ]; do
     if [ $(($(date +%s) - start)) -gt "$TIMEOUT" ]; then
         echo "flower deployment run N=$N L=$L: no result after ${TIMEOUT}s" >&2

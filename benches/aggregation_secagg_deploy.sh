@@ -33,8 +33,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Flower 1.41's SuperLink serves its Fleet, Control and Runtime APIs on one HTTP port.
-"$VENV/bin/flower-superlink" --insecure --database "$WORK/state.db" --port "$BASE" >"$LOG" 2>&1 &
+# Flower 1.41's SuperLink serves its Fleet, Control and Runtime APIs on one HTTP port; its state
+# stays in memory (a state file gave "database is locked" errors under load).
+"$VENV/bin/flower-superlink" --insecure --port "$BASE" >"$LOG" 2>&1 &
 pids+=($!)
 for _ in $(seq 120); do
     if (exec 3<>"/dev/tcp/127.0.0.1/$BASE") 2>/dev/null; then break; fi

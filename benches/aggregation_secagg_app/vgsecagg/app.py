@@ -65,7 +65,10 @@ def main(grid: Grid, context: Context) -> None:
     )
     ctx = LegacyContext(context=context, config=ServerConfig(num_rounds=1), strategy=strategy)
     fit = SecAggPlusWorkflow(
-        num_shares=int(cfg["shares"]), reconstruction_threshold=int(cfg["threshold"])
+        num_shares=int(cfg["shares"]),
+        reconstruction_threshold=int(cfg["threshold"]),
+        # A reply lost on the loaded machine counts as a dropout instead of stalling the round.
+        timeout=float(cfg["timeout"]),
     )
     c0, w0 = time.thread_time(), time.perf_counter()
     DefaultWorkflow(fit_workflow=fit)(grid, ctx)

@@ -55,7 +55,7 @@ pub mod xof;
 
 pub use client::{Client, EncodedInput};
 pub use error::Error;
-pub use member::CommitteeMember;
+pub use member::{CommitteeMember, HeldShares};
 pub use messages::{ClientId, ClientMessage, MemberMessage, PresentSet};
 pub use params::{RingSet, RoundParams};
 pub use prg::{PlainLwrPrg, RlwrPrg, Seed, SeedHomomorphicPrg};

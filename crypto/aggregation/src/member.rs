@@ -32,6 +32,42 @@ impl core::fmt::Debug for CommitteeMember<'_> {
     }
 }
 
+/// What a member has collected of one round between two steps: the sealed payloads it accepted
+/// (ciphertexts) and the running sum of the shares inside them (a [`Seed`], zeroized on drop,
+/// hidden from `Debug`). Made by [`CommitteeMember::suspend`], used by [`CommitteeMember::resume`].
+pub struct HeldShares {
+    round_digest: [u8; 32],
+    index: u16,
+    accepted: BTreeMap<ClientId, Vec<u8>>,
+    total: Seed,
+}
+
+impl HeldShares {
+    /// How many clients' shares are held.
+    pub fn len(&self) -> usize {
+        self.accepted.len()
+    }
+
+    /// Whether no share is held.
+    pub fn is_empty(&self) -> bool {
+        self.accepted.is_empty()
+    }
+
+    /// Whether `client`'s share is held.
+    pub fn contains(&self, client: ClientId) -> bool {
+        self.accepted.contains_key(&client)
+    }
+}
+
+impl core::fmt::Debug for HeldShares {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("HeldShares")
+            .field("index", &self.index)
+            .field("accepted", &self.accepted.len())
+            .finish_non_exhaustive()
+    }
+}
+
 impl<'r> CommitteeMember<'r> {
     /// Member `index` (1-based) of `round`, holding the secret half of its published key.
     pub fn new(round: &'r Round, index: u16, keypair: &'r SealKeyPair) -> Result<Self, Error> {
@@ -87,9 +123,48 @@ impl<'r> CommitteeMember<'r> {
         SharePayload::from_bytes(self.round, client, self.index, &opened)
     }
 
+    /// Whether this member holds `client`'s share.
+    pub fn holds(&self, client: ClientId) -> bool {
+        self.accepted.contains_key(&client)
+    }
+
     /// Clients whose shares this member holds.
     pub fn clients(&self) -> impl Iterator<Item = ClientId> + '_ {
         self.accepted.keys().copied()
+    }
+
+    /// Sets the collected shares aside (no borrow of the round or the key), so a member process
+    /// can open each share as it arrives during the round and pick the state up again later with
+    /// [`CommitteeMember::resume`]. The running share sum stays zeroized-on-drop.
+    pub fn suspend(self) -> HeldShares {
+        HeldShares {
+            round_digest: *self.round.digest(),
+            index: self.index,
+            accepted: self.accepted,
+            total: self.total,
+        }
+    }
+
+    /// Member `index` of `round` again, with the shares it opened before [`CommitteeMember::suspend`].
+    /// Refused if `held` belongs to another round or another member.
+    pub fn resume(
+        round: &'r Round,
+        index: u16,
+        keypair: &'r SealKeyPair,
+        held: HeldShares,
+    ) -> Result<Self, Error> {
+        if &held.round_digest != round.digest() {
+            return Err(Error::WrongRound);
+        }
+        if held.index != index {
+            return Err(Error::InvalidParams(
+                "held shares belong to another committee member",
+            ));
+        }
+        let mut m = Self::new(round, index, keypair)?;
+        m.accepted = held.accepted;
+        m.total = held.total;
+        Ok(m)
     }
 
     /// The member's one message: the sum of its shares over exactly the declared set.

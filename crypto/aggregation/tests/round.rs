@@ -201,6 +201,76 @@ fn round_state_can_be_shared_across_threads() {
     send::<ServerCollecting<'static>>();
     send::<ServerAwaitingMembers<'static>>();
     send::<CommitteeMember<'static>>();
+    send_sync::<HeldShares>();
+}
+
+#[test]
+fn members_that_open_shares_as_they_arrive_answer_the_same() {
+    // Each member opens its shares in batches while the round collects, setting its state aside
+    // between batches, and answers at the end from the running sum; one client of the batches is
+    // left out of the declared set, so the answer has to subtract its share.
+    let s = setup(RoundParams::new(24, 12, 12, 5, 2).unwrap(), 41);
+    let inputs = random_inputs(&mut rng(41), 12, 24, 12);
+    let msgs = client_messages(&s, &inputs, 100);
+    let declared: Vec<u64> = msgs
+        .iter()
+        .map(|m| m.client())
+        .filter(|&c| c != 105)
+        .collect();
+    let present = PresentSet::new(&s.round, declared.clone()).unwrap();
+    let mut server2 = ServerCollecting::new(&s.round);
+    for m in msgs.iter().filter(|m| m.client() != 105) {
+        server2.accept(m).unwrap();
+    }
+    let mut server2 = server2.close().unwrap();
+    assert_eq!(server2.present(), &present);
+    for i in 1..=3u16 {
+        let key = &s.keys[i as usize - 1];
+        let mut held = CommitteeMember::new(&s.round, i, key).unwrap().suspend();
+        for batch in msgs.chunks(5) {
+            let mut m = CommitteeMember::resume(&s.round, i, key, held).unwrap();
+            for msg in batch {
+                m.accept_share(msg.client(), msg.sealed_share(i).unwrap())
+                    .unwrap();
+            }
+            held = m.suspend();
+        }
+        assert_eq!(held.len(), 12);
+        assert!(held.contains(105) && !held.contains(99));
+        // Held shares are tied to their round and member.
+        let other = setup(RoundParams::new(24, 12, 12, 5, 2).unwrap(), 42);
+        let wrong = CommitteeMember::new(&s.round, i, key).unwrap().suspend();
+        assert!(CommitteeMember::resume(&other.round, i, key, wrong).is_err());
+        let wrong = CommitteeMember::new(&s.round, i, key).unwrap().suspend();
+        assert!(
+            CommitteeMember::resume(&s.round, i % 5 + 1, &s.keys[(i % 5) as usize], wrong).is_err()
+        );
+        let m = CommitteeMember::resume(&s.round, i, key, held).unwrap();
+        let answer = m.respond(&present).unwrap();
+        // The same answer as a member that opened exactly the declared clients' shares at the end.
+        let fresh = member_answer(
+            &s,
+            i,
+            &msgs[..5]
+                .iter()
+                .chain(&msgs[6..])
+                .cloned()
+                .collect::<Vec<_>>(),
+            &present,
+        )
+        .unwrap();
+        assert_eq!(answer.to_bytes(&s.round), fresh.to_bytes(&s.round));
+        server2.accept_member(&answer).unwrap();
+    }
+    let result = server2.finish().unwrap();
+    let kept: Vec<Vec<u64>> = inputs
+        .iter()
+        .enumerate()
+        .filter(|(k, _)| *k != 5)
+        .map(|(_, x)| x.clone())
+        .collect();
+    assert_eq!(result.sum, plain_sum(&kept));
+    assert_eq!(result.counted, declared);
 }
 
 mod random_parameters {

@@ -124,13 +124,23 @@ impl AggClient {
         }
     }
 
-    /// A member's pending rounds.
+    /// A member's pending rounds, with every share addressed to it.
     pub async fn member_work(
         &mut self,
         member_key: &SealPublicKey,
     ) -> Result<pb::MemberWorkResponse, Status> {
+        self.member_work_after(member_key, Vec::new()).await
+    }
+
+    /// A member's pending rounds; for the rounds in `held`, only the shares after the cursor.
+    pub async fn member_work_after(
+        &mut self,
+        member_key: &SealPublicKey,
+        held: Vec<pb::ShareCursor>,
+    ) -> Result<pb::MemberWorkResponse, Status> {
         let req = pb::MemberWorkRequest {
             member_key: Bytes::copy_from_slice(&member_key.to_bytes()),
+            held,
         };
         match &mut self.t {
             Transport::Direct(c) => Ok(c.member_work(req).await?.into_inner()),

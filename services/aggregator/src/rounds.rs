@@ -345,7 +345,7 @@ impl Rounds {
             let sealed = msg
                 .sealed_share(member)
                 .ok_or(AggError::CorruptStore("sealed share"))?;
-            store::insert_share(&tx, &id, msg.client(), member, sealed)?;
+            store::insert_share(&tx, &id, msg.client(), member, sealed, row.submitted)?;
         }
         // Kept until the set is declared (a member may report the client's share as bad, and
         // excluding it needs its masked vector); in verifiable rounds, for the audit transcript.
@@ -359,8 +359,10 @@ impl Rounds {
         })
     }
 
-    /// Rounds on whose committee `member_key` sits with work for it: share checks (state
-    /// `checking`, not yet reported) and answers (state `awaiting_members`, not yet answered).
+    /// Rounds on whose committee `member_key` sits with work for it: shares to open while the
+    /// round collects (state `collecting`), share checks (state `checking`; `checked` once
+    /// reported) and answers (state `awaiting_members`, not yet answered). For a round the request holds a
+    /// cursor of, only the shares that arrived after it are sent.
     pub fn member_work(
         &self,
         req: &pb::MemberWorkRequest,
@@ -368,6 +370,14 @@ impl Rounds {
     ) -> Result<pb::MemberWorkResponse, AggError> {
         let key = SealPublicKey::from_bytes(&req.member_key)
             .map_err(|e| AggError::BadRequest(format!("member key: {e}")))?;
+        let after = |id: &[u8; 32]| {
+            req.held
+                .iter()
+                .filter(|h| h.round_id.as_ref() == id)
+                .map(|h| h.seq)
+                .max()
+                .unwrap_or(0)
+        };
         let c = self.store.lock();
         for st in [state::COLLECTING, state::CHECKING, state::AWAITING] {
             for row in store::in_state(&c, st)? {
@@ -375,59 +385,47 @@ impl Rounds {
             }
         }
         let mut rounds = Vec::new();
-        for row in store::in_state(&c, state::CHECKING)? {
-            let round = parse_round(&row)?;
-            let Some(pos) = round.committee().iter().position(|k| *k == key) else {
-                continue;
-            };
-            let member = pos as u16 + 1;
-            if store::checks(&c, &row.id)?
-                .iter()
-                .any(|(m, _)| *m == member)
-            {
-                continue;
+        for st in [state::COLLECTING, state::CHECKING, state::AWAITING] {
+            for row in store::in_state(&c, st)? {
+                let round = parse_round(&row)?;
+                let Some(pos) = round.committee().iter().position(|k| *k == key) else {
+                    continue;
+                };
+                let member = pos as u16 + 1;
+                let (phase, present_set) = match st {
+                    state::COLLECTING => ("collect", Vec::new()),
+                    state::CHECKING => {
+                        let done = store::checks(&c, &row.id)?
+                            .iter()
+                            .any(|(m, _)| *m == member);
+                        // "checked": nothing to do until the set is declared; listed so the
+                        // member keeps the shares it opened.
+                        (if done { "checked" } else { "check" }, Vec::new())
+                    }
+                    _ => {
+                        let awaiting = awaiting(&round, &row)?;
+                        if awaiting.members().any(|m| m == member) {
+                            continue;
+                        }
+                        ("answer", awaiting.present().to_bytes())
+                    }
+                };
+                let shares = store::shares_for(&c, &row.id, member, after(&row.id))?
+                    .into_iter()
+                    .map(|(client, sealed, seq)| pb::SealedShare {
+                        client,
+                        sealed: sealed.into(),
+                        seq,
+                    })
+                    .collect();
+                rounds.push(pb::RoundWork {
+                    round: row.round.clone().into(),
+                    member: u32::from(member),
+                    present_set: present_set.into(),
+                    shares,
+                    phase: phase.into(),
+                });
             }
-            let shares = store::shares_for(&c, &row.id, member)?
-                .into_iter()
-                .map(|(client, sealed)| pb::SealedShare {
-                    client,
-                    sealed: sealed.into(),
-                })
-                .collect();
-            rounds.push(pb::RoundWork {
-                round: row.round.clone().into(),
-                member: u32::from(member),
-                present_set: Default::default(),
-                shares,
-                phase: "check".into(),
-            });
-        }
-        for row in store::in_state(&c, state::AWAITING)? {
-            let round = parse_round(&row)?;
-            let Some(pos) = round.committee().iter().position(|k| *k == key) else {
-                continue;
-            };
-            let member = pos as u16 + 1;
-            let awaiting = awaiting(&round, &row)?;
-            if awaiting.members().any(|m| m == member) {
-                continue;
-            }
-            let present = awaiting.present();
-            let shares = store::shares_for(&c, &row.id, member)?
-                .into_iter()
-                .filter(|(client, _)| present.contains(*client))
-                .map(|(client, sealed)| pb::SealedShare {
-                    client,
-                    sealed: sealed.into(),
-                })
-                .collect();
-            rounds.push(pb::RoundWork {
-                round: row.round.clone().into(),
-                member: u32::from(member),
-                present_set: present.to_bytes().into(),
-                shares,
-                phase: "answer".into(),
-            });
         }
         Ok(pb::MemberWorkResponse { rounds })
     }

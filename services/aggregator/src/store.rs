@@ -51,6 +51,11 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (round_id, member)
     );
 ",
+    // Arrival order of the shares within their round, so members can open them as they arrive
+    // and ask only for later ones (shares of rounds stored before this all count as first).
+    r"
+    ALTER TABLE shares ADD COLUMN seq INTEGER NOT NULL DEFAULT 1;
+",
 ];
 
 /// A round's row.
@@ -244,24 +249,42 @@ pub(crate) fn insert_share(
     client: u64,
     member: u16,
     sealed: &[u8],
+    seq: u32,
 ) -> Result<(), AggError> {
     c.execute(
-        "INSERT INTO shares (round_id, client, member, sealed) VALUES (?1, ?2, ?3, ?4)",
-        params![&round[..], client as i64, i64::from(member), sealed],
+        "INSERT INTO shares (round_id, client, member, sealed, seq) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            &round[..],
+            client as i64,
+            i64::from(member),
+            sealed,
+            i64::from(seq)
+        ],
     )?;
     Ok(())
 }
 
+/// One stored sealed share: client, sealed payload, arrival order in the round.
+pub(crate) type StoredShare = (u64, Vec<u8>, u64);
+
+/// The sealed shares for `member` that arrived after share `after` (0: all), in arrival order.
 pub(crate) fn shares_for(
     c: &Connection,
     round: &[u8; 32],
     member: u16,
-) -> Result<Vec<(u64, Vec<u8>)>, AggError> {
+    after: u64,
+) -> Result<Vec<StoredShare>, AggError> {
     let mut st = c.prepare(
-        "SELECT client, sealed FROM shares WHERE round_id = ?1 AND member = ?2 ORDER BY client",
+        "SELECT client, sealed, seq FROM shares WHERE round_id = ?1 AND member = ?2 AND seq > ?3
+         ORDER BY seq, client",
     )?;
-    let rows = st.query_map(params![&round[..], i64::from(member)], |r| {
-        Ok((r.get::<_, i64>(0)? as u64, r.get::<_, Vec<u8>>(1)?))
+    let after = i64::try_from(after).unwrap_or(i64::MAX);
+    let rows = st.query_map(params![&round[..], i64::from(member), after], |r| {
+        Ok((
+            r.get::<_, i64>(0)? as u64,
+            r.get::<_, Vec<u8>>(1)?,
+            nonneg(r.get::<_, i64>(2)?),
+        ))
     })?;
     let mut out = Vec::new();
     for r in rows {

@@ -384,10 +384,11 @@ async fn bad_inputs_get_the_right_codes_and_do_not_corrupt_the_round() {
     }
 
     // A member summing over a set other than the declared one is refused.
+    // (Other rounds of this test still collect: members are sent those too, phase "collect".)
     let work = c.member_work(&ids[0].seal_public()).await.unwrap();
-    assert_eq!(work.rounds.len(), 1);
-    let w = &work.rounds[0];
-    assert_eq!(w.phase, "answer");
+    let answering: Vec<_> = work.rounds.iter().filter(|w| w.phase == "answer").collect();
+    assert_eq!(answering.len(), 1);
+    let w = answering[0];
     let round = Round::from_bytes(&w.round).unwrap();
     let mut cm = CommitteeMember::new(&round, w.member as u16, &ids[0].sealing).unwrap();
     for s in &w.shares {
@@ -414,7 +415,7 @@ async fn bad_inputs_get_the_right_codes_and_do_not_corrupt_the_round() {
     // Members 2 and 3 answer properly; member 2 again is a duplicate.
     assert_eq!(answered(&m2.work_once().await.unwrap()), 1);
     let work = c.member_work(&ids[1].seal_public()).await.unwrap();
-    assert!(work.rounds.is_empty());
+    assert!(work.rounds.iter().all(|w| w.phase == "collect"));
     assert_eq!(answered(&m3.work_once().await.unwrap()), 1);
     let res = c.result(&a.round_id).await.unwrap();
     assert_eq!(res.sum, vec![111, 122, 133, 144]);
@@ -800,4 +801,80 @@ async fn the_servers_store_holds_no_share_it_can_open() {
         let own = &ids[*member as usize - 1];
         assert!(own.sealing.open(SHARE_SEAL_INFO, &aad, sealed).is_ok());
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_open_shares_while_the_round_collects_and_a_restarted_member_catches_up() {
+    let agg = start_aggregator(None, None).await;
+    let mut c = AggClient::direct(&agg.url).unwrap();
+    let ids = identities(3);
+    let a = c.create_round(create_req(&ids, 4, 5)).await.unwrap();
+    let rid: [u8; 32] = a.round_id[..].try_into().unwrap();
+    let inputs = random_inputs(5, 4, 8);
+    for (i, x) in inputs[..2].iter().enumerate() {
+        c.submit(client::build_submission(&a, i as u64 + 1, x).unwrap())
+            .await
+            .unwrap();
+    }
+    let m1 = Member::new(ids[0].clone(), c.clone());
+    let m2 = Member::new(ids[1].clone(), c.clone());
+    let m3 = Member::new(ids[2].clone(), c.clone());
+    // While collecting, members 1 and 2 open the two shares that arrived.
+    for m in [&m1, &m2] {
+        let o = m.work_once().await.unwrap();
+        assert!(
+            matches!(&o[..], [Outcome::Collected(id, 2)] if *id == rid),
+            "{o:?}"
+        );
+        assert_eq!(m.shares_opened(), 2);
+    }
+    // With its cursor a member is sent no share twice.
+    let w = c
+        .member_work_after(
+            &ids[0].seal_public(),
+            vec![pb::ShareCursor {
+                round_id: a.round_id.clone(),
+                seq: 2,
+            }],
+        )
+        .await
+        .unwrap();
+    assert_eq!(w.rounds.len(), 1);
+    assert_eq!(w.rounds[0].phase, "collect");
+    assert!(w.rounds[0].shares.is_empty());
+    assert!(m1.work_once().await.unwrap().is_empty());
+    assert_eq!(m1.shares_opened(), 2);
+    // One more client: only its share is opened.
+    c.submit(client::build_submission(&a, 3, &inputs[2]).unwrap())
+        .await
+        .unwrap();
+    let o = m1.work_once().await.unwrap();
+    assert!(matches!(&o[..], [Outcome::Collected(_, 1)]), "{o:?}");
+    // Member 2 restarts (its opened shares are gone); the round fills and closes.
+    drop(m2);
+    let m2 = Member::new(ids[1].clone(), c.clone());
+    for (i, x) in inputs.iter().enumerate().skip(3) {
+        c.submit(client::build_submission(&a, i as u64 + 1, x).unwrap())
+            .await
+            .unwrap();
+    }
+    for m in [&m1, &m2, &m3] {
+        let o = m.work_once().await.unwrap();
+        assert!(
+            matches!(&o[..], [Outcome::Checked(_, bad)] if bad.is_empty()),
+            "{o:?}"
+        );
+    }
+    // Member 1 opened the last two at the check; the restarted member and the late one all five.
+    assert_eq!(m1.shares_opened(), 5);
+    assert_eq!(m2.shares_opened(), 5);
+    assert_eq!(m3.shares_opened(), 5);
+    // Answering opens nothing more: the answer is the running sum over the declared set.
+    assert_eq!(settle(&[m1.clone(), m2.clone()]).await, 2);
+    assert_eq!(m1.shares_opened(), 5);
+    assert_eq!(m2.shares_opened(), 5);
+    let res = c.result(&a.round_id).await.unwrap();
+    assert_eq!(res.sum, plain_sum(&inputs));
+    assert_eq!(res.counted, vec![1, 2, 3, 4, 5]);
+    agg.stop().await;
 }

@@ -181,6 +181,8 @@ fn summary(s: &Setup) {
 
 fn benches(c: &mut Criterion) {
     let s = setup();
+    // tonic's lazy channels spawn onto the ambient runtime.
+    let _rt = s.rt.enter();
     summary(&s);
     let mut g = c.benchmark_group("fhe_service");
     g.sample_size(10);

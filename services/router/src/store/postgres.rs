@@ -226,31 +226,24 @@ pub(super) fn migrate(
     component: &'static str,
     migrations: &[&str],
 ) -> Result<(), RouterError> {
-    client
-        .batch_execute(
-            "CREATE TABLE IF NOT EXISTS veilgrid_migrations (
-                component TEXT NOT NULL,
-                version INTEGER NOT NULL,
-                applied_at TIMESTAMPTZ NOT NULL DEFAULT now(),
-                PRIMARY KEY (component, version)
-            )",
-        )
-        .or_else(|e| {
-            // Two first starts racing on CREATE TABLE IF NOT EXISTS: the loser's
-            // unique violation means the table exists now.
-            if e.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION) {
-                Ok(())
-            } else {
-                Err(e)
-            }
-        })
-        .map_err(pg("creating veilgrid_migrations"))?;
+    // Serialize first starts on an advisory lock taken before anything else: two
+    // replicas racing on `CREATE TABLE IF NOT EXISTS` otherwise collide in PostgreSQL's
+    // catalog (unique violation on pg_type, or "type already exists", 42710).
     let mut tx = client.transaction().map_err(pg("starting the migration"))?;
     tx.execute(
         "SELECT pg_advisory_xact_lock(hashtext('veilgrid_migrations'))",
         &[],
     )
     .map_err(pg("locking for migration"))?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS veilgrid_migrations (
+            component TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            applied_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+            PRIMARY KEY (component, version)
+        )",
+    )
+    .map_err(pg("creating veilgrid_migrations"))?;
     let applied: i32 = tx
         .query_one(
             "SELECT COALESCE(MAX(version), 0) FROM veilgrid_migrations WHERE component = $1",

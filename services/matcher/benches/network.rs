@@ -1,9 +1,9 @@
 //! The matching nodes' MPC over the network, without the rest of the program: a
 //! router and the three nodes in one process on loopback (each node its own port,
 //! node-to-node gRPC streams between them), N clients each sharing, sealing and
-//! submitting one order through the router. The same rounds as the program's
-//! `benches/matching.rs` (which starts the whole in-process grid), buildable without
-//! the FHE stack: `cargo bench -p veilgrid-matcher --bench network`.
+//! submitting one order through the router. Built twice from this one file: the
+//! program's `cargo bench --bench matching` and, without the FHE stack,
+//! `cargo bench -p veilgrid-matcher --bench network`.
 //!
 //! Environment: `MATCH_BENCH_CONFIGS` (default `1000x64,1000x64m,1000x256`; `m` =
 //! malicious mode; add `10000x64` for the large book), `MATCH_BENCH_REPS` (default 3),

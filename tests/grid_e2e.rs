@@ -53,7 +53,9 @@ async fn register_complete_and_count_the_promise() {
         .unwrap();
     assert_eq!((stats.kept, stats.broken), (1, 0));
     assert!((stats.reputation - 2.0 / 3.0).abs() < 1e-9);
-    // The receipt is in the router's store for auditors.
+    // The receipt is in the router's store for auditors (once the group commit
+    // that follows the answer has run).
+    g.state.flush_ledger().await.unwrap();
     let stored = g.state.store().receipts(0, 10).unwrap();
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].1, done.receipt);

@@ -43,6 +43,8 @@ impl From<RouterError> for Status {
         match e {
             // Retryable: the shared store is restarting or unreachable.
             RouterError::Postgres(_) => Status::unavailable(format!("router: {e}")),
+            // The ledger's queue is full because the store keeps failing: retry later.
+            RouterError::Ledger(_) => Status::unavailable(format!("router: {e}")),
             e => Status::internal(format!("router: {e}")),
         }
     }

@@ -144,8 +144,15 @@ fn judge(
         return Err(fail("signed by another provider id".into()));
     }
     // The same checks as `SignedReceipt::verify_for`, with the hashes computed
-    // ahead (see `HASH_AHEAD`).
-    receipt.verify().map_err(|e| fail(e.to_string()))?;
+    // ahead (see `HASH_AHEAD`) and the provider's key decompressed at registration.
+    let signed = receipt
+        .receipt
+        .canonical_bytes()
+        .map_err(|e| fail(e.to_string()))?;
+    entry
+        .verifier
+        .verify_named("receipt", &signed, &receipt.signature)
+        .map_err(|e| fail(e.to_string()))?;
     if receipt.receipt.protocol_id != *protocol {
         return Err(fail("protocol id does not match the request".into()));
     }

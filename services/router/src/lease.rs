@@ -128,8 +128,11 @@ pub(crate) fn entry_with(
         .initial_connection_window_size(veilgrid_kit::server::CONNECTION_WINDOW)
         .http2_keep_alive_interval(Duration::from_secs(10))
         .keep_alive_timeout(Duration::from_secs(5));
+    // Decompressed once here, not per receipt on the request path.
+    let verifier = VerifierKey::from_bytes(&c.id).map_err(|e| bad(format!("provider id: {e}")))?;
     Ok(Arc::new(Entry::new(
         c.id,
+        verifier,
         c.info,
         c.asks,
         lease_id,

@@ -155,26 +155,30 @@ impl State {
             .saturating_add(64 << 10)
     }
 
-    /// Commit one promise outcome (group-committed with concurrent ones), then
-    /// count it in the in-memory tallies.
-    async fn record(
+    /// Count one promise outcome in the in-memory tallies and queue it for the
+    /// ledger's next group commit (durability: the `ledger` module).
+    fn record(
         &self,
         provider: &[u8; 32],
         protocol: &ProtocolId,
         kept: bool,
         receipt: Option<SignedReceipt>,
     ) -> Result<(), RouterError> {
-        self.ledger
-            .record(store::LedgerEntry {
-                provider_id: *provider,
-                protocol: *protocol,
-                kept,
-                at_ms: now_ms(),
-                receipt,
-            })
-            .await?;
+        self.ledger.submit(store::LedgerEntry {
+            provider_id: *provider,
+            protocol: *protocol,
+            kept,
+            at_ms: now_ms(),
+            receipt,
+        })?;
         self.registry.count(provider, protocol, kept);
         Ok(())
+    }
+
+    /// Wait until every promise outcome recorded so far is committed to the store.
+    /// The router calls this when it stops; tests call it before reading the store.
+    pub async fn flush_ledger(&self) -> Result<(), RouterError> {
+        self.ledger.flush().await
     }
 
     /// Install a new exchange-rate table (from the matching service).
@@ -245,7 +249,10 @@ pub async fn serve(
     let _ = upkeep.await;
     let _ = rate_feed.await;
     let _ = sink.await;
-    served.map_err(RouterError::from)
+    // Commit what the last requests recorded before the process may exit.
+    let flushed = state.flush_ledger().await;
+    served.map_err(RouterError::from)?;
+    flushed
 }
 
 /// Sweep expired leases and check providers' health, every `health_interval`

@@ -14,7 +14,7 @@ use std::{
 };
 
 use tonic::transport::{Channel, Endpoint};
-use veilgrid_core::protocol::ProtocolId;
+use veilgrid_core::{protocol::ProtocolId, sign::VerifierKey};
 use veilgrid_proto::grid::v1::{ProviderInfo, provider_client::ProviderClient};
 
 use crate::store::Tally;
@@ -27,6 +27,8 @@ const EWMA_ALPHA: f64 = 0.2;
 pub struct Entry {
     /// Provider id (Ed25519 public key).
     pub id: [u8; 32],
+    /// The same key, decompressed once, for checking receipts.
+    pub verifier: VerifierKey,
     /// What it registered.
     pub info: ProviderInfo,
     /// Price per protocol, in `info.currency`.
@@ -49,6 +51,7 @@ impl Entry {
     /// Build an entry; the channel connects on first use.
     pub fn new(
         id: [u8; 32],
+        verifier: VerifierKey,
         info: ProviderInfo,
         asks: HashMap<ProtocolId, u64>,
         lease_id: [u8; 16],
@@ -57,6 +60,7 @@ impl Entry {
     ) -> Self {
         Self {
             id,
+            verifier,
             info,
             asks,
             lease_id,

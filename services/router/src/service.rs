@@ -117,7 +117,7 @@ impl RouterService {
             match outcome {
                 Outcome::Kept(kept) => {
                     let (resp, receipt) = *kept;
-                    st.record(&entry.id, &protocol, true, Some(receipt)).await?;
+                    st.record(&entry.id, &protocol, true, Some(receipt))?;
                     if let Some(obs) = &st.config.observer {
                         obs(&protocol, &resp.completion);
                     }
@@ -125,7 +125,7 @@ impl RouterService {
                 }
                 Outcome::Refused(s) => return Err(s),
                 Outcome::Broken(s) => {
-                    st.record(&entry.id, &protocol, false, None).await?;
+                    st.record(&entry.id, &protocol, false, None)?;
                     if s.code() == tonic::Code::Unavailable {
                         entry.serving.store(false, Ordering::Relaxed);
                     }

@@ -21,7 +21,7 @@ use veilgrid_proto::grid::v1::{
     CompletionRequest, provider_client::ProviderClient, router_client::RouterClient,
 };
 
-const MAX: usize = 8 << 20;
+const MAX: usize = 32 << 20;
 
 fn free_port() -> u16 {
     StdListener::bind("127.0.0.1:0")
@@ -56,8 +56,23 @@ enum Target {
     Envoy(ProviderClient<Channel>),
 }
 
+/// Payloads above this go as `CompleteStream` (1 MiB frames), as clients send them.
+const STREAM_ABOVE: usize = 4 << 20;
+
 impl Target {
     async fn call(&mut self, req: CompletionRequest) {
+        if req.payload.len() > STREAM_ABOVE {
+            let frames = futures::stream::iter(veilgrid_kit::chunks::request_frames(req));
+            let s = match self {
+                Target::Direct(c) | Target::Envoy(c) => c.complete_stream(frames).await,
+                Target::Router(c) => c.complete_stream(frames).await,
+            };
+            let r = veilgrid_kit::chunks::collect_response(s.expect("stream").into_inner(), MAX)
+                .await
+                .expect("streamed completion");
+            assert!(r.receipt.is_some());
+            return;
+        }
         let r = match self {
             Target::Direct(c) | Target::Envoy(c) => c.complete(req).await.map(|r| r.into_inner()),
             Target::Router(c) => c.complete(req).await.map(|r| r.into_inner()),
@@ -94,8 +109,10 @@ async fn measure(path: &'static str, target: Target, size: usize, proxy_pid: Opt
     };
     let (n_lat, conc, secs) = if size <= 4096 {
         (3000, 16, 4.0)
-    } else {
+    } else if size <= STREAM_ABOVE {
         (200, 4, 4.0)
+    } else {
+        (30, 2, 4.0)
     };
     // Warm up.
     let mut t = target.clone();
@@ -305,7 +322,7 @@ async fn main() {
     }
 
     let mut rows = Vec::new();
-    for size in [1024usize, 1 << 20] {
+    for size in [1024usize, 1 << 20, 16 << 20] {
         rows.push(measure("direct", Target::Direct(direct.clone()), size, None).await);
         rows.push(
             measure(
@@ -329,8 +346,10 @@ async fn main() {
             r.path,
             if r.size < 1 << 20 {
                 format!("{} KiB", r.size >> 10)
-            } else {
+            } else if r.size <= STREAM_ABOVE {
                 format!("{} MiB", r.size >> 20)
+            } else {
+                format!("{} MiB streamed", r.size >> 20)
             },
             r.p50_us,
             r.p99_us,
@@ -392,7 +411,7 @@ fn judgement_table() -> String {
         "\nThe router's receipt check per request, one core, in process (Envoy does none of it):\n\n\
          | payload | SHA-256 of request and completion | Ed25519 verify | total |\n|---|---|---|---|\n",
     );
-    for size in [1024usize, 1 << 20] {
+    for size in [1024usize, 1 << 20, 16 << 20] {
         let payload = vec![0xa5u8; size];
         let receipt = Receipt {
             request_hash: request_hash(&protocol, &payload),

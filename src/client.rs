@@ -153,6 +153,7 @@ impl GridClient {
                 .target
                 .map(|t| Bytes::copy_from_slice(&t))
                 .unwrap_or_default(),
+            stream_length: 0,
         }
     }
 

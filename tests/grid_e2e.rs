@@ -330,6 +330,132 @@ async fn provider_killed_mid_request_is_retried_with_idempotency_id() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_request_is_passed_on_while_it_arrives_and_retried_from_the_kept_frames() {
+    let g = start(fast_router()).await;
+    let proto = "test/die-retry-stream/v1";
+    let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+    // The doomed provider is cheap, so it is chosen first; the backup is dear.
+    let rt = add_killable(
+        &g.router_url,
+        provider("doomed", proto, 1, Arc::new(Hang(tx))),
+    );
+    add(
+        &g,
+        provider("backup", proto, 1000, Arc::new(Echo)),
+        Duration::from_secs(30),
+    )
+    .await;
+    let mut c = client(&g).await;
+    let id = ProtocolId::from_name(proto);
+    let o = CallOptions {
+        idempotency_id: Some(b"req-stream-1".to_vec()),
+        ..opts()
+    };
+    // Three and a bit 1 MiB frames: the doomed provider has all of them (cut
+    // through the router) when it signals; the router still holds them for the retry.
+    let big = Bytes::from(
+        (0..(3u32 << 20) + 77)
+            .map(|i| (i % 251) as u8)
+            .collect::<Vec<_>>(),
+    );
+    let sent = big.clone();
+    let call = tokio::spawn(async move { c.complete_stream(&id, sent, &o).await });
+    rx.recv().await.unwrap();
+    rt.shutdown_background();
+    let done = call.await.unwrap().unwrap();
+    assert!(done.completion == big);
+    done.receipt.verify_for(&id, &big, &big).unwrap();
+    let mut c = client(&g).await;
+    let ps = c.providers(Some(&id)).await.unwrap();
+    let by_name = |n: &str| {
+        ps.iter()
+            .find(|p| p.info.as_ref().unwrap().name == n)
+            .unwrap()
+            .stats[0]
+            .clone()
+    };
+    assert_eq!(by_name("doomed").broken, 1);
+    assert_eq!(by_name("backup").kept, 1);
+    g.stop().await;
+}
+
+/// Counts the requests it completes.
+struct Counting(Arc<std::sync::atomic::AtomicUsize>);
+
+#[tonic::async_trait]
+impl veilgrid_kit::provider::Handler for Counting {
+    async fn complete(
+        &self,
+        _: &veilgrid_kit::provider::Context,
+        payload: Bytes,
+    ) -> Result<Bytes, tonic::Status> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(payload)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_cut_short_or_overlong_never_reaches_the_provider_as_a_request() {
+    use veilgrid_proto::grid::v1::{CompletionChunk, completion_chunk::Part};
+    let g = start(fast_router()).await;
+    let proto = "test/count-stream/v1";
+    let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    add(
+        &g,
+        provider("counter", proto, 1, Arc::new(Counting(done.clone()))),
+        Duration::from_secs(30),
+    )
+    .await;
+    let id = ProtocolId::from_name(proto);
+    let header = |declared: u64| CompletionChunk {
+        part: Some(Part::Header(CompletionRequest {
+            protocol_id: Bytes::copy_from_slice(id.as_bytes()),
+            stream_length: declared,
+            ..Default::default()
+        })),
+    };
+    let data = |n: usize| CompletionChunk {
+        part: Some(Part::Data(Bytes::from(vec![9u8; n]))),
+    };
+    let mut raw = RouterClient::connect(g.router_url.clone()).await.unwrap();
+    // Declares 3 MiB, sends 2 MiB and ends: the router has passed 2 MiB on, but
+    // the provider is told the stream is short and never completes it.
+    let frames = vec![header(3 << 20), data(1 << 20), data(1 << 20)];
+    let e = raw
+        .complete_stream(futures::stream::iter(frames))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    assert!(e.message().contains("ended after"), "{e:?}");
+    // Declares 1 MiB, sends more.
+    let frames = vec![header(1 << 20), data(1 << 20), data(1)];
+    let e = raw
+        .complete_stream(futures::stream::iter(frames))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    // A well-formed stream after both still completes, and it is the only one.
+    let frames = vec![header(5), data(5)];
+    let r = raw
+        .complete_stream(futures::stream::iter(frames))
+        .await
+        .unwrap()
+        .into_inner();
+    let resp = veilgrid_kit::chunks::collect_response(r, 1 << 20)
+        .await
+        .unwrap();
+    assert_eq!(resp.completion.len(), 5);
+    // Give a wrongly completed request time to show up.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(done.load(std::sync::atomic::Ordering::SeqCst), 1);
+    // The caller's malformed streams are not the provider's broken promises.
+    let mut c = client(&g).await;
+    let ps = c.providers(Some(&id)).await.unwrap();
+    assert_eq!((ps[0].stats[0].kept, ps[0].stats[0].broken), (1, 0));
+    g.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sealed_payload_is_unreadable_to_the_router() {
     let seen: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
     let mut cfg = fast_router();

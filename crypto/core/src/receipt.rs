@@ -35,11 +35,40 @@ pub const MAX_RECEIPT_LEN: usize = FIXED_LEN + MAX_CURRENCY_LEN;
 
 /// The hash of a request as a receipt names it.
 pub fn request_hash(protocol: &ProtocolId, payload: &[u8]) -> [u8; 32] {
-    let mut h = Sha256::new();
-    h.update(REQUEST_TAG);
-    h.update(protocol.as_bytes());
+    let mut h = RequestHasher::new(protocol);
     h.update(payload);
-    h.finalize().into()
+    h.finish()
+}
+
+/// [`request_hash`] over a payload that arrives in pieces (a streamed request,
+/// hashed as it passes through the router).
+#[derive(Clone)]
+pub struct RequestHasher(Sha256);
+
+impl RequestHasher {
+    /// Start the hash of a request for `protocol`.
+    pub fn new(protocol: &ProtocolId) -> Self {
+        let mut h = Sha256::new();
+        h.update(REQUEST_TAG);
+        h.update(protocol.as_bytes());
+        Self(h)
+    }
+
+    /// Absorb the next piece of the payload.
+    pub fn update(&mut self, piece: &[u8]) {
+        self.0.update(piece);
+    }
+
+    /// The request hash of everything absorbed.
+    pub fn finish(self) -> [u8; 32] {
+        self.0.finalize().into()
+    }
+}
+
+impl std::fmt::Debug for RequestHasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RequestHasher")
+    }
 }
 
 /// The hash of a completion as a receipt names it.
@@ -226,6 +255,12 @@ mod tests {
         let id = SigningIdentity::generate();
         let signed = sample(&id).sign(&id).unwrap();
         signed.verify().unwrap();
+        let p = ProtocolId::from_name("veilgrid/echo/v1");
+        let mut pieces = RequestHasher::new(&p);
+        pieces.update(b"pi");
+        pieces.update(b"");
+        pieces.update(b"ng");
+        assert_eq!(pieces.finish(), request_hash(&p, b"ping"));
         let p = ProtocolId::from_name("veilgrid/echo/v1");
         signed.verify_for(&p, b"ping", b"ping").unwrap();
         assert!(signed.verify_for(&p, b"pong", b"ping").is_err());

@@ -84,6 +84,7 @@ impl AggClient {
                 terms: None,
                 idempotency_id: Bytes::new(),
                 target_provider: Bytes::new(),
+                stream_length: 0,
             })
             .await?
             .into_inner();

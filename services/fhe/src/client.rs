@@ -128,6 +128,7 @@ impl FheClient {
             }),
             idempotency_id: Bytes::new(),
             target_provider: Bytes::new(),
+            stream_length: 0,
         }
     }
 

@@ -156,6 +156,7 @@ async fn call_router<Req: Message, Resp: Message + Default>(
             terms: None,
             idempotency_id: Bytes::new(),
             target_provider: Bytes::copy_from_slice(target),
+            stream_length: 0,
         })
         .await
         .map_err(|status| MatchError::Remote {

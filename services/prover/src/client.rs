@@ -61,6 +61,7 @@ async fn complete<Resp: Message + Default>(
             terms: None,
             idempotency_id: Bytes::new(),
             target_provider: Bytes::new(),
+            stream_length: 0,
         })
         .await?
         .into_inner();
@@ -271,6 +272,7 @@ impl ProverClient {
                 terms: None,
                 idempotency_id: Bytes::new(),
                 target_provider: Bytes::new(),
+                stream_length: 0,
             })
             .await?
             .into_inner();

@@ -9,13 +9,19 @@
 
 use std::{sync::Arc, time::Instant};
 
-use tonic::{Code, Request, Status};
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Code, Request, Status, Streaming};
 use veilgrid_core::{
     protocol::ProtocolId,
-    receipt::{SignedReceipt, request_hash, response_hash},
+    receipt::{RequestHasher, SignedReceipt, request_hash, response_hash},
 };
 use veilgrid_kit::{chunks, provider::receipt_from_proto};
-use veilgrid_proto::grid::v1::{CompletionRequest, CompletionResponse};
+use veilgrid_proto::grid::v1::{
+    CompletionChunk, CompletionRequest, CompletionResponse, completion_chunk::Part,
+};
 
 use crate::registry::Entry;
 
@@ -85,16 +91,29 @@ pub(crate) async fn call(
         client.complete(r).await.map(|r| r.into_inner())
     };
     let elapsed = started.elapsed();
+    let request_digest = match request_digest {
+        Some(ahead) => match ahead.await {
+            Ok(d) => d,
+            Err(_) => request_hash(protocol, &payload),
+        },
+        None => request_hash(protocol, &payload),
+    };
+    finish(entry, protocol, result, elapsed, time_left, &request_digest).await
+}
+
+/// Judge what a provider answered (or how its call failed) after `elapsed`, for a
+/// request whose receipt hash is `request_digest`.
+async fn finish(
+    entry: &Arc<Entry>,
+    protocol: &ProtocolId,
+    result: Result<CompletionResponse, Status>,
+    elapsed: std::time::Duration,
+    time_left: std::time::Duration,
+    request_digest: &[u8; 32],
+) -> Outcome {
     match result {
         Ok(resp) => {
             entry.observe_latency(elapsed);
-            let request_digest = match request_digest {
-                Some(ahead) => match ahead.await {
-                    Ok(d) => d,
-                    Err(_) => request_hash(protocol, &payload),
-                },
-                None => request_hash(protocol, &payload),
-            };
             let response_digest = if resp.completion.len() >= HASH_AHEAD {
                 let completion = resp.completion.clone();
                 match tokio::task::spawn_blocking(move || response_hash(&completion)).await {
@@ -104,7 +123,7 @@ pub(crate) async fn call(
             } else {
                 response_hash(&resp.completion)
             };
-            match judge(entry, protocol, &request_digest, &response_digest, &resp) {
+            match judge(entry, protocol, request_digest, &response_digest, &resp) {
                 Ok(receipt) => Outcome::Kept(Box::new((resp, receipt))),
                 Err(s) => Outcome::Broken(s),
             }
@@ -120,6 +139,210 @@ pub(crate) async fn call(
         }
         Err(s) => Outcome::Refused(s),
     }
+}
+
+/// A streamed request's data frames, as they arrive from the caller.
+pub(crate) struct Upload {
+    /// The frames after the header.
+    pub(crate) frames: Streaming<CompletionChunk>,
+    /// The payload length the header declares (never 0 here).
+    pub(crate) declared: u64,
+    /// Largest payload accepted.
+    pub(crate) max: usize,
+    /// Keep the pieces for a retry on another provider.
+    pub(crate) keep: bool,
+    /// The test hook that sees the router's view of the bytes.
+    pub(crate) observer: Option<crate::Observer>,
+}
+
+/// The payload pieces of a streamed request, kept (zero-copy) for a retry.
+#[derive(Default)]
+pub(crate) struct Kept {
+    pieces: Vec<Bytes>,
+    len: usize,
+}
+
+impl Kept {
+    /// The whole payload.
+    pub(crate) fn assemble(mut self) -> Bytes {
+        if self.pieces.len() == 1 {
+            return self.pieces.remove(0);
+        }
+        let mut buf = BytesMut::with_capacity(self.len);
+        for p in &self.pieces {
+            buf.extend_from_slice(p);
+        }
+        buf.freeze()
+    }
+}
+
+/// How the caller's side of a cut-through stream ended.
+enum PumpEnd {
+    /// Every frame arrived and was passed on: the request hash and the kept pieces.
+    Done([u8; 32], Kept),
+    /// The caller's fault (malformed frame, too large, cancelled, too slow).
+    Caller(Status),
+    /// The provider stopped reading the request until the deadline.
+    ProviderStalled,
+}
+
+/// Pass the caller's data frames on to `tx` as they arrive, hashing and checking
+/// them on the way; once the provider's call has ended, keep reading only if the
+/// pieces are kept for a retry.
+async fn pump(
+    mut up: Upload,
+    protocol: &ProtocolId,
+    tx: mpsc::Sender<CompletionChunk>,
+    time_left: std::time::Duration,
+) -> PumpEnd {
+    let deadline = tokio::time::Instant::now() + time_left;
+    let mut hasher = RequestHasher::new(protocol);
+    let mut kept = Kept::default();
+    let mut tx = Some(tx);
+    let mut total = 0usize;
+    // The frame that completes the declared length is passed on only once the
+    // caller's stream has ended cleanly: until then the provider holds fewer bytes
+    // than declared, so whatever goes wrong (a frame too many, a reset, the
+    // deadline) it can never take what it holds for a complete request.
+    let mut held: Option<Bytes> = None;
+    loop {
+        let frame = match tokio::time::timeout_at(deadline, up.frames.next()).await {
+            Err(_) => {
+                return PumpEnd::Caller(Status::deadline_exceeded(
+                    "the deadline passed while the streamed request was still arriving",
+                ));
+            }
+            Ok(None) => {
+                if let Err(s) = chunks::check_length(total, up.declared, up.max, true) {
+                    return PumpEnd::Caller(s);
+                }
+                if let Some(last) = held.take()
+                    && let Err(end) = pass_on(&mut tx, last, deadline).await
+                {
+                    return end;
+                }
+                break;
+            }
+            Ok(Some(Err(s))) => return PumpEnd::Caller(s),
+            Ok(Some(Ok(f))) => f,
+        };
+        let data = match chunks::request_data(frame) {
+            Ok(d) => d,
+            Err(s) => return PumpEnd::Caller(s),
+        };
+        total = total.saturating_add(data.len());
+        if let Err(s) = chunks::check_length(total, up.declared, up.max, false) {
+            return PumpEnd::Caller(s);
+        }
+        hasher.update(&data);
+        if let Some(obs) = &up.observer {
+            obs(protocol, &data);
+        }
+        if up.keep {
+            kept.len += data.len();
+            kept.pieces.push(data.clone());
+        }
+        if total as u64 == up.declared {
+            held = Some(data);
+        } else if let Err(end) = pass_on(&mut tx, data, deadline).await {
+            return end;
+        }
+        if tx.is_none() && !up.keep {
+            break;
+        }
+    }
+    PumpEnd::Done(hasher.finish(), kept)
+}
+
+/// Send one data frame to the provider's stream, unless its call has ended (then
+/// `tx` becomes `None`: its answer is judged once the request is complete).
+async fn pass_on(
+    tx: &mut Option<mpsc::Sender<CompletionChunk>>,
+    data: Bytes,
+    deadline: tokio::time::Instant,
+) -> Result<(), PumpEnd> {
+    if let Some(t) = tx.as_ref() {
+        let frame = CompletionChunk {
+            part: Some(Part::Data(data)),
+        };
+        match tokio::time::timeout_at(deadline, t.send(frame)).await {
+            Err(_) => return Err(PumpEnd::ProviderStalled),
+            Ok(Err(_)) => *tx = None,
+            Ok(Ok(())) => {}
+        }
+    }
+    Ok(())
+}
+
+/// Call `entry` with a streamed request while it arrives (cut-through): `header`
+/// first, then each data frame of `upload` as the caller sends it. The completion
+/// is collected and judged as in [`call`]. `Err` is the caller's fault (its stream
+/// was malformed, too large, cancelled or too slow); the provider's call is then
+/// dropped, which resets its stream, and nothing is counted.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn call_streaming(
+    entry: &Arc<Entry>,
+    protocol: &ProtocolId,
+    header: CompletionRequest,
+    upload: Upload,
+    time_left: std::time::Duration,
+    max_message: usize,
+    max_completion: usize,
+    caller: Option<&veilgrid_kit::auth::Caller>,
+) -> Result<(Outcome, Kept), Status> {
+    let _guard = entry.start();
+    let started = Instant::now();
+    // Two frames of slack: the header, and one data frame while the provider reads.
+    let (tx, rx) = mpsc::channel::<CompletionChunk>(2);
+    tx.try_send(CompletionChunk {
+        part: Some(Part::Header(header)),
+    })
+    .map_err(|_| Status::internal("router: the stream to the provider refused its header"))?;
+    let mut client = entry.client(max_message);
+    let mut r = Request::new(ReceiverStream::new(rx));
+    r.set_timeout(time_left);
+    veilgrid_kit::auth::forward(&mut r, caller);
+    let call = async move {
+        match client.complete_stream(r).await {
+            Ok(resp) => chunks::collect_response(resp.into_inner(), max_completion).await,
+            Err(s) => Err(s),
+        }
+    };
+    let pump = pump(upload, protocol, tx, time_left);
+    tokio::pin!(call);
+    tokio::pin!(pump);
+    let mut answered = None;
+    let end = loop {
+        tokio::select! {
+            end = &mut pump => break end,
+            r = &mut call, if answered.is_none() => answered = Some(r),
+        }
+    };
+    let (digest, kept) = match end {
+        PumpEnd::Done(digest, kept) => (digest, kept),
+        PumpEnd::Caller(s) => return Err(s),
+        PumpEnd::ProviderStalled => {
+            let s = Status::deadline_exceeded(format!(
+                "provider {} stopped reading the request before the deadline",
+                hex::encode(&entry.id[..8])
+            ));
+            return Ok((Outcome::Broken(s), Kept::default()));
+        }
+    };
+    let result = match answered {
+        Some(r) => r,
+        None => call.await,
+    };
+    let outcome = finish(
+        entry,
+        protocol,
+        result,
+        started.elapsed(),
+        time_left,
+        &digest,
+    )
+    .await;
+    Ok((outcome, kept))
 }
 
 fn judge(

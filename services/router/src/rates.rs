@@ -183,6 +183,7 @@ async fn ask(entry: &Arc<Entry>, numeraire: &str, timeout: Duration) -> Result<R
         terms: None,
         idempotency_id: Default::default(),
         target_provider: entry.id.to_vec().into(),
+        stream_length: 0,
     });
     req.set_timeout(timeout);
     let resp = tokio::time::timeout(

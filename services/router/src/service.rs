@@ -72,6 +72,14 @@ impl RouterService {
         Ok(protocol)
     }
 
+    /// The request's deadline, ms since the Unix epoch (the router's default if none).
+    fn deadline_ms(&self, req: &CompletionRequest) -> u64 {
+        match req.terms.as_ref().map_or(0, |t| t.deadline_unix_ms) {
+            0 => now_ms() + self.state.config.default_deadline.as_millis() as u64,
+            d => d,
+        }
+    }
+
     /// Route one validated request: select, forward, judge, retry once if allowed.
     async fn route(
         &self,
@@ -80,25 +88,49 @@ impl RouterService {
         stream: bool,
         caller: Option<&auth::Caller>,
     ) -> Result<CompletionResponse, Status> {
-        let st = &self.state;
-        let terms = req.terms.clone().unwrap_or_default();
-        let deadline_ms = match terms.deadline_unix_ms {
-            0 => now_ms() + st.config.default_deadline.as_millis() as u64,
-            d => d,
-        };
-        if let Some(obs) = &st.config.observer {
+        let deadline_ms = self.deadline_ms(&req);
+        if let Some(obs) = &self.state.config.observer {
             obs(&protocol, &req.payload);
         }
-        let retries = if req.idempotency_id.is_empty() { 0 } else { 1 };
-        let mut failed: Vec<[u8; 32]> = Vec::new();
+        let attempts = if req.idempotency_id.is_empty() { 1 } else { 2 };
+        self.attempts(
+            protocol,
+            req,
+            stream,
+            caller,
+            deadline_ms,
+            Vec::new(),
+            attempts,
+        )
+        .await
+        .map_err(|e| e.unwrap_or_else(|| Status::unavailable("no provider completed the request")))
+    }
+
+    /// Up to `attempts` tries on providers not in `failed`. `Err(None)` when no
+    /// attempt was made.
+    #[allow(clippy::too_many_arguments)]
+    async fn attempts(
+        &self,
+        protocol: ProtocolId,
+        req: CompletionRequest,
+        stream: bool,
+        caller: Option<&auth::Caller>,
+        deadline_ms: u64,
+        mut failed: Vec<[u8; 32]>,
+        attempts: usize,
+    ) -> Result<CompletionResponse, Option<Status>> {
+        let st = &self.state;
+        let terms = req.terms.clone().unwrap_or_default();
         let mut last_error = None;
-        for _attempt in 0..=retries {
+        for _attempt in 0..attempts {
             let Some(time_left) = veilgrid_kit::clock::until(deadline_ms) else {
-                return Err(last_error.unwrap_or_else(|| {
+                return Err(Some(last_error.unwrap_or_else(|| {
                     Status::deadline_exceeded("the request's deadline passed before routing")
-                }));
+                })));
             };
-            let entry = self.select(&protocol, &req, &terms, &failed)?;
+            let entry = self
+                .select(&protocol, &req, &terms, &failed)
+                .map_err(Some)?;
             let mut fwd = req.clone();
             if let Some(t) = fwd.terms.as_mut() {
                 t.deadline_unix_ms = deadline_ms;
@@ -114,28 +146,104 @@ impl RouterService {
                 caller,
             )
             .await;
-            match outcome {
-                Outcome::Kept(kept) => {
-                    let (resp, receipt) = *kept;
-                    st.record(&entry.id, &protocol, true, Some(receipt))?;
-                    if let Some(obs) = &st.config.observer {
-                        obs(&protocol, &resp.completion);
-                    }
-                    return Ok(resp);
-                }
-                Outcome::Refused(s) => return Err(s),
-                Outcome::Broken(s) => {
-                    st.record(&entry.id, &protocol, false, None)?;
-                    if s.code() == tonic::Code::Unavailable {
-                        entry.serving.store(false, Ordering::Relaxed);
-                    }
-                    tracing::info!(provider = %hex::encode(&entry.id[..8]), status = %s, "promise broken");
+            match self.settle(&entry, &protocol, outcome).map_err(Some)? {
+                Ok(resp) => return Ok(resp),
+                Err(s) => {
                     failed.push(entry.id);
                     last_error = Some(s);
                 }
             }
         }
-        Err(last_error.unwrap_or_else(|| Status::unavailable("no provider completed the request")))
+        Err(last_error)
+    }
+
+    /// Count a call's outcome. `Ok(Ok(response))` for a kept promise,
+    /// `Ok(Err(status))` for a broken one (another provider may be tried),
+    /// `Err(status)` for an answer to pass on as it is.
+    fn settle(
+        &self,
+        entry: &Entry,
+        protocol: &ProtocolId,
+        outcome: Outcome,
+    ) -> Result<Result<CompletionResponse, Status>, Status> {
+        let st = &self.state;
+        match outcome {
+            Outcome::Kept(kept) => {
+                let (resp, receipt) = *kept;
+                st.record(&entry.id, protocol, true, Some(receipt))?;
+                if let Some(obs) = &st.config.observer {
+                    obs(protocol, &resp.completion);
+                }
+                Ok(Ok(resp))
+            }
+            Outcome::Refused(s) => Err(s),
+            Outcome::Broken(s) => {
+                st.record(&entry.id, protocol, false, None)?;
+                if s.code() == tonic::Code::Unavailable {
+                    entry.serving.store(false, Ordering::Relaxed);
+                }
+                tracing::info!(provider = %hex::encode(&entry.id[..8]), status = %s, "promise broken");
+                Ok(Err(s))
+            }
+        }
+    }
+
+    /// Route a streamed request while it arrives: the payload's frames go on to the
+    /// first selected provider as they come in (cut-through), hashed on the way; the
+    /// completion is collected and judged before anything is sent back, so a
+    /// broken promise can still be retried (with an idempotency id) from the frames
+    /// kept meanwhile, exactly like a buffered request.
+    async fn route_stream(
+        &self,
+        protocol: ProtocolId,
+        header: CompletionRequest,
+        frames: Streaming<CompletionChunk>,
+        caller: Option<&auth::Caller>,
+    ) -> Result<CompletionResponse, Status> {
+        let st = &self.state;
+        let deadline_ms = self.deadline_ms(&header);
+        let terms = header.terms.clone().unwrap_or_default();
+        let retry = !header.idempotency_id.is_empty();
+        let Some(time_left) = veilgrid_kit::clock::until(deadline_ms) else {
+            return Err(Status::deadline_exceeded(
+                "the request's deadline passed before routing",
+            ));
+        };
+        let entry = self.select(&protocol, &header, &terms, &[])?;
+        let mut fwd = header.clone();
+        if let Some(t) = fwd.terms.as_mut() {
+            t.deadline_unix_ms = deadline_ms;
+        }
+        let upload = forward::Upload {
+            frames,
+            declared: header.stream_length,
+            max: st.config.max_stream_payload,
+            keep: retry,
+            observer: st.config.observer.clone(),
+        };
+        let (outcome, kept) = forward::call_streaming(
+            &entry,
+            &protocol,
+            fwd,
+            upload,
+            time_left,
+            st.message_limit(),
+            st.config.max_stream_payload,
+            caller,
+        )
+        .await?;
+        let broken = match self.settle(&entry, &protocol, outcome)? {
+            Ok(resp) => return Ok(resp),
+            Err(s) => s,
+        };
+        if !retry {
+            return Err(broken);
+        }
+        let mut req = header;
+        req.payload = kept.assemble();
+        self.attempts(protocol, req, true, caller, deadline_ms, vec![entry.id], 1)
+            .await
+            .map_err(|e| e.unwrap_or(broken))
     }
 
     fn select(
@@ -230,9 +338,18 @@ impl Router for RouterService {
     ) -> Result<Response<Self::CompleteStreamStream>, Status> {
         let caller = auth::peer(&request)?;
         let limit = self.state.config.max_stream_payload;
-        let req = chunks::collect_request(request.into_inner(), limit).await?;
-        let protocol = self.validate(&req, limit)?;
-        let resp = self.route(protocol, req, true, caller.as_ref()).await?;
+        let mut frames = request.into_inner();
+        let mut header = chunks::read_header(&mut frames, limit).await?;
+        let protocol = self.validate(&header, limit)?;
+        let resp = if header.stream_length == 0 {
+            // No declared length: a cut-short stream could not be told from a
+            // complete one downstream, so buffer it all first.
+            header.payload = chunks::collect_payload(frames, 0, limit).await?;
+            self.route(protocol, header, true, caller.as_ref()).await?
+        } else {
+            self.route_stream(protocol, header, frames, caller.as_ref())
+                .await?
+        };
         Ok(Response::new(frames_stream(chunks::response_frames(resp))))
     }
 

@@ -40,7 +40,8 @@ pub(crate) struct ServeArgs {
     /// The router to register with (providers only).
     #[arg(long, env = "VEILGRID_ROUTER", default_value = crate::DEFAULT_ROUTER)]
     router: String,
-    /// The URL the router should use to reach this provider (default: http://<listen>).
+    /// The URL the router should use to reach this provider (default: http://<listen>,
+    /// https://<listen> with --tls-dir).
     #[arg(long)]
     advertise: Option<String>,
     /// Where state and identities are kept.

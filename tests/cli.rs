@@ -357,3 +357,55 @@ fn up_runs_mutual_tls_by_default_and_matching_commands_work_against_it() {
     interrupt(up.id());
     assert!(wait_exit(&mut up, 15).success());
 }
+
+#[test]
+fn up_insecure_runs_plaintext_and_tls_is_a_no_op_alias() {
+    // --tls is the default now: accepted, but not together with --insecure
+    let out = veilgrid()
+        .args(["up", "--tls", "--insecure", "--listen", "127.0.0.1:1"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cannot be used with"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let mut up = veilgrid()
+        .env("VEILGRID_DATA_DIR", dir.path())
+        .args(["up", "--insecure", "--listen", &format!("127.0.0.1:{port}")])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut listed = false;
+    for _ in 0..150 {
+        let out = veilgrid()
+            .args(["providers", "--json", "--router", &url])
+            .output()
+            .unwrap();
+        if out.status.success() {
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            if v.as_array().is_some_and(|a| {
+                a.iter()
+                    .filter(|p| {
+                        p["name"]
+                            .as_str()
+                            .is_some_and(|n| n.starts_with("matcher-"))
+                    })
+                    .count()
+                    == 3
+            }) {
+                listed = true;
+                break;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(listed, "a plaintext grid with its matching nodes at {url}");
+    assert!(!dir.path().join("tls").exists(), "no CA in plaintext");
+    interrupt(up.id());
+    assert!(wait_exit(&mut up, 15).success());
+}

@@ -167,6 +167,16 @@ pub async fn run(
             )
         }
     };
+    if let (Some(r), Some(d)) = (router, tls_dir)
+        && r.starts_with("https://")
+        && !d.join(veilgrid_kit::tls_ca::CA_CERT).exists()
+    {
+        // never make a CA here: certificates from it would not be trusted by that grid
+        return Err(Error::Usage(format!(
+            "{r} is a mutual-TLS router: give --tls-dir DIR holding its CA (and its key, for the providers the demo starts), or run where `veilgrid up` keeps {}",
+            d.display()
+        )));
+    }
     let t = match (router, &local) {
         (Some(r), _) => Target {
             addr: r.to_owned(),

@@ -409,3 +409,24 @@ fn up_insecure_runs_plaintext_and_tls_is_a_no_op_alias() {
     interrupt(up.id());
     assert!(wait_exit(&mut up, 15).success());
 }
+
+#[test]
+fn demo_against_a_tls_router_without_its_ca_says_so_and_makes_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let tls = dir.path().join("tls");
+    let out = veilgrid()
+        .args([
+            "demo",
+            "--json",
+            "--router",
+            "https://127.0.0.1:1",
+            "--tls-dir",
+        ])
+        .arg(&tls)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("mutual-TLS router"), "{err}");
+    assert!(!tls.join("ca.pem").exists(), "no stray CA is made");
+}

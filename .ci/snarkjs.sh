@@ -30,9 +30,12 @@ cleanup() {
 trap cleanup EXIT
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-router="http://127.0.0.1:$port"
+router="https://127.0.0.1:$port"
+# `veilgrid up` runs mutual TLS by default: its CA and the `cli` client certificate are
+# made under the data directory, where the client commands below find them
+export VEILGRID_DATA_DIR="$work/data"
 stamp "veilgrid up on $router"
-"$VEILGRID" up --listen "127.0.0.1:$port" --data-dir "$work/data" >"$work/up.log" 2>&1 &
+"$VEILGRID" up --listen "127.0.0.1:$port" >"$work/up.log" 2>&1 &
 grid_pid=$!
 for _ in $(seq 1 100); do
   if "$VEILGRID" providers --router "$router" --json 2>/dev/null | grep -q '"prover"'; then break; fi

@@ -5,7 +5,10 @@ mod audit;
 mod fhe;
 mod matching;
 
-use std::time::{Duration, Instant};
+use std::{
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
 
 use bytes::Bytes;
 use serde::Serialize;
@@ -13,7 +16,11 @@ use veilgrid_core::{
     protocol::ProtocolId,
     seal::{SealKeyPair, SealPublicKey},
 };
-use veilgrid_kit::echo::{self, ECHO, ECHO_SEALED};
+use veilgrid_kit::{
+    auth::Role,
+    echo::{self, ECHO, ECHO_SEALED},
+    tls::Security,
+};
 
 use crate::{
     Error,
@@ -45,6 +52,45 @@ pub struct Report {
     pub router: String,
     /// The steps, in order.
     pub steps: Vec<Step>,
+}
+
+/// The identity the demo's client calls present under mutual TLS (the certificate
+/// `veilgrid up` issues for the command line): what the demo creates belongs to it.
+const IDENTITY: &str = "cli";
+
+/// The grid the demo runs against: the router's URL and, for a mutual-TLS grid, the
+/// TLS directory with the CA (its key too, to issue certificates for the providers the
+/// demo starts itself: members, priced echoes, matching nodes).
+#[derive(Debug, Clone)]
+pub(crate) struct Target {
+    addr: String,
+    tls: Option<PathBuf>,
+}
+
+impl Target {
+    /// How the demo's client calls connect.
+    fn client(&self) -> Result<Security, Error> {
+        grid::security_for(self.tls.as_deref(), IDENTITY, Role::Client)
+    }
+
+    /// How a provider named `name` the demo starts serves and registers.
+    fn service(&self, name: &str) -> Result<Security, Error> {
+        grid::service_security(self.tls.as_deref(), name)
+    }
+
+    /// A client of the router.
+    async fn connect(&self) -> Result<GridClient, Error> {
+        GridClient::connect_secure(&self.addr, &self.client()?).await
+    }
+
+    /// The arguments that point a `veilgrid` child process at this grid.
+    fn cli_args(&self) -> Vec<String> {
+        let mut a = vec!["--router".to_owned(), self.addr.clone()];
+        if let Some(d) = &self.tls {
+            a.extend(["--tls-dir".to_owned(), d.display().to_string()]);
+        }
+        a
+    }
 }
 
 struct Story {
@@ -90,44 +136,77 @@ impl Story {
     }
 }
 
-/// Run the story against `router`, or against a grid started in-process.
-pub async fn run(router: Option<&str>, print: bool) -> Result<Report, Error> {
+/// Run the story against `router`, or against a grid started in-process (under mutual
+/// TLS, with a CA in a scratch directory). A mutual-TLS router (`https://`) is reached
+/// with the CA and certificates in `tls_dir`.
+pub async fn run(
+    router: Option<&str>,
+    tls_dir: Option<&Path>,
+    print: bool,
+) -> Result<Report, Error> {
+    let mut scratch = None;
     let local = match router {
         Some(_) => None,
         None => {
             if print {
-                println!("no --router given: starting a grid in-process on loopback");
+                println!("no --router given: starting a grid in-process on loopback (mutual TLS)");
             }
+            let dir = std::env::temp_dir().join(format!(
+                "veilgrid-demo-tls-{}-{}",
+                std::process::id(),
+                veilgrid_kit::clock::now_ms()
+            ));
+            scratch = Some(dir.clone());
             Some(
                 grid::start(GridOptions {
                     committee: 5,
+                    tls: Some(dir),
                     ..GridOptions::default()
                 })
                 .await?,
             )
         }
     };
-    let addr = router
-        .map(str::to_owned)
-        .or_else(|| local.as_ref().map(|g| g.router_url.clone()))
-        .unwrap_or_default();
+    if let (Some(r), Some(d)) = (router, tls_dir)
+        && r.starts_with("https://")
+        && !d.join(veilgrid_kit::tls_ca::CA_CERT).exists()
+    {
+        // never make a CA here: certificates from it would not be trusted by that grid
+        return Err(Error::Usage(format!(
+            "{r} is a mutual-TLS router: give --tls-dir DIR holding its CA (and its key, for the providers the demo starts), or run where `veilgrid up` keeps {}",
+            d.display()
+        )));
+    }
+    let t = match (router, &local) {
+        (Some(r), _) => Target {
+            addr: r.to_owned(),
+            tls: r
+                .starts_with("https://")
+                .then(|| tls_dir.map(Path::to_path_buf))
+                .flatten(),
+        },
+        (None, Some(g)) => Target {
+            addr: g.router_url.clone(),
+            tls: g.tls.clone(),
+        },
+        (None, None) => return Err(Error::Service("no grid to run against".into())),
+    };
+    let addr = t.addr.clone();
     let mut story = Story {
         steps: Vec::new(),
         print,
         chapter: String::new(),
     };
-    chapter_grid(&mut story, &addr).await;
-    aggregation::chapter(&mut story, &addr).await;
-    matching::chapter(
-        &mut story,
-        &addr,
-        local.as_ref().map(|g| g.shutdown.clone()),
-    )
-    .await;
-    fhe::chapter_fhe(&mut story, &addr).await;
-    audit::chapter(&mut story, &addr).await;
+    chapter_grid(&mut story, &t).await;
+    aggregation::chapter(&mut story, &t).await;
+    matching::chapter(&mut story, &t, local.as_ref().map(|g| g.shutdown.clone())).await;
+    fhe::chapter_fhe(&mut story, &t).await;
+    audit::chapter(&mut story, &t).await;
     if let Some(g) = local {
         g.stop().await;
+    }
+    if let Some(d) = scratch {
+        let _ = std::fs::remove_dir_all(d);
     }
     let ok = story.steps.iter().all(|s| s.ok);
     if print {
@@ -146,13 +225,17 @@ pub async fn run(router: Option<&str>, print: bool) -> Result<Report, Error> {
 }
 
 /// Chapter 1: the grid itself — providers, plain, sealed and streamed completions.
-async fn chapter_grid(story: &mut Story, addr: &str) {
+async fn chapter_grid(story: &mut Story, t: &Target) {
     story.chapter("the grid: byte completion through the router");
+    let addr = &t.addr;
     let mut client = None;
     let connected = story
         .step("connect to the router", || async {
-            client = Some(GridClient::connect(addr).await?);
-            Ok(format!("connected to {addr}"))
+            client = Some(t.connect().await?);
+            Ok(match &t.tls {
+                Some(_) => format!("connected to {addr} over mutual TLS as client:{IDENTITY}"),
+                None => format!("connected to {addr} (plaintext)"),
+            })
         })
         .await;
     let Some(mut c) = client.filter(|_| connected) else {

@@ -464,6 +464,42 @@ pub async fn start_committee_secure(
     Ok(tasks)
 }
 
+/// Start the three matching nodes (issue 5) on free loopback ports, registered with the
+/// router; identities under `<data_dir>/matcher-<i>`. With a TLS directory node `i` runs
+/// mutual TLS with the certificate `matcher-<i>` (issued on first use), on its server,
+/// its registration and its links to the two other nodes.
+pub async fn start_matching(
+    router_url: &str,
+    data_dir: Option<&Path>,
+    numeraire: &str,
+    shutdown: Shutdown,
+    tls: Option<&Path>,
+) -> Result<Vec<JoinHandle<()>>, Error> {
+    let mut security = Vec::with_capacity(3);
+    for i in 0..3u8 {
+        security.push(service_security(tls, &veilgrid_matcher::party_name(i))?);
+    }
+    let security: [Security; 3] = security
+        .try_into()
+        .map_err(|_| Error::Service("three matching nodes".into()))?;
+    let tasks =
+        veilgrid_matcher::local::start_secure(router_url, data_dir, numeraire, shutdown, security)
+            .await
+            .map_err(|e| Error::Service(e.to_string()))?;
+    Ok(tasks
+        .into_iter()
+        .map(|t| {
+            tokio::spawn(async move {
+                match t.await {
+                    Ok(Err(e)) => tracing::error!(error = %e, "matching node stopped"),
+                    Err(e) => tracing::error!(error = %e, "matching node task"),
+                    Ok(Ok(())) => {}
+                }
+            })
+        })
+        .collect())
+}
+
 async fn bind(addr: SocketAddr) -> Result<TcpListener, Error> {
     TcpListener::bind(addr).await.map_err(|source| Error::Io {
         path: addr.to_string(),

@@ -183,25 +183,35 @@ async fn serve_registers_and_ctrl_c_releases_the_lease() {
     g.stop().await;
 }
 
-#[test]
-fn up_separate_starts_children_and_stops_them_on_ctrl_c() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
-        .port();
-    let url = format!("http://127.0.0.1:{port}");
+        .port()
+}
+
+#[test]
+fn up_separate_starts_children_and_stops_them_on_ctrl_c() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    // mutual TLS by default: the CA and certificates are made under the data directory,
+    // where client commands (same VEILGRID_DATA_DIR) find them for the https:// router
+    let url = format!("https://127.0.0.1:{port}");
     let mut up = veilgrid()
+        .env("VEILGRID_DATA_DIR", dir.path())
         .args(["up", "--separate", "--listen", &format!("127.0.0.1:{port}")])
-        .arg("--data-dir")
-        .arg(dir.path())
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
+    let client = || {
+        let mut c = veilgrid();
+        c.env("VEILGRID_DATA_DIR", dir.path());
+        c
+    };
     let mut registered = false;
     for _ in 0..150 {
-        let out = veilgrid()
+        let out = client()
             .args(["providers", "--json", "--router", &url])
             .output()
             .unwrap();
@@ -230,8 +240,16 @@ fn up_separate_starts_children_and_stops_them_on_ctrl_c() {
         registered,
         "router, echo, prover, fhe, aggregator and 5 committee members came up as child processes"
     );
-    // The same grid runs the demo.
-    let demo = veilgrid()
+    assert!(dir.path().join("tls/ca.pem").exists());
+    assert!(dir.path().join("tls/cli.pem").exists());
+    // a plaintext client is refused with a hint
+    let plain = veilgrid()
+        .args(["providers", "--router", &url.replace("https://", "http://")])
+        .output()
+        .unwrap();
+    assert!(!plain.status.success());
+    // The same grid runs the demo (over mutual TLS, certificates from the data directory).
+    let demo = client()
         .args(["demo", "--json", "--router", &url])
         .output()
         .unwrap();
@@ -243,7 +261,7 @@ fn up_separate_starts_children_and_stops_them_on_ctrl_c() {
     interrupt(up.id());
     assert!(wait_exit(&mut up, 15).success());
     // The children are gone: the router no longer answers.
-    let out = veilgrid()
+    let out = client()
         .args(["providers", "--router", &url])
         .output()
         .unwrap();
@@ -252,4 +270,163 @@ fn up_separate_starts_children_and_stops_them_on_ctrl_c() {
     assert!(dir.path().join("router/router.sqlite3").exists());
     assert!(dir.path().join("echo/identity.key").exists());
     assert!(dir.path().join("aggregator/aggregator.sqlite3").exists());
+}
+
+/// `veilgrid up` (mutual TLS by default, matching nodes included) and the matching
+/// commands against it, finding the CA and the `cli` certificate under the data
+/// directory.
+#[test]
+fn up_runs_mutual_tls_by_default_and_matching_commands_work_against_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let url = format!("https://127.0.0.1:{port}");
+    let data = dir.path().to_path_buf();
+    let mut up = veilgrid()
+        .env("VEILGRID_DATA_DIR", &data)
+        .args(["up", "--listen", &format!("127.0.0.1:{port}")])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let run = |args: &[&str]| -> serde_json::Value {
+        let out = veilgrid()
+            .env("VEILGRID_DATA_DIR", &data)
+            .args(args)
+            .args(["--router", &url, "--json"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let mut nodes = 0;
+    for _ in 0..150 {
+        let out = veilgrid()
+            .env("VEILGRID_DATA_DIR", &data)
+            .args(["providers", "--json", "--router", &url])
+            .output()
+            .unwrap();
+        if out.status.success() {
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            nodes = v
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|p| {
+                    p["name"]
+                        .as_str()
+                        .is_some_and(|n| n.starts_with("matcher-"))
+                })
+                .count();
+            if nodes == 3 {
+                break;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(
+        nodes, 3,
+        "the three matching nodes register over mutual TLS"
+    );
+    for i in 0..3 {
+        assert!(data.join(format!("tls/matcher-{i}.pem")).exists());
+    }
+    let reg = run(&["match", "currency", "register", "--id", "ALC"]);
+    assert_eq!(reg["id"], "ALC");
+    let open = run(&[
+        "match", "round", "open", "--pair", "ALC/VG", "--levels", "8", "--pmin", "1", "--ratio",
+        "2",
+    ]);
+    let round = open["round"].as_str().unwrap().to_owned();
+    run(&[
+        "match", "submit", "--round", &round, "--side", "buy", "--limit", "3", "--qty", "5",
+        "--id", "b",
+    ]);
+    run(&[
+        "match", "submit", "--round", &round, "--side", "sell", "--limit", "3", "--qty", "5",
+        "--id", "s",
+    ]);
+    // the MPC runs over the nodes' mutual-TLS links
+    let res = run(&["match", "result", "--round", &round]);
+    assert_eq!(res["cross"], true, "{res}");
+    assert_eq!(res["volume"], 5, "{res}");
+    let fills = run(&["match", "fills", "--round", &round]);
+    assert_eq!(fills["fills"].as_array().unwrap().len(), 2, "{fills}");
+    interrupt(up.id());
+    assert!(wait_exit(&mut up, 15).success());
+}
+
+#[test]
+fn up_insecure_runs_plaintext_and_tls_is_a_no_op_alias() {
+    // --tls is the default now: accepted, but not together with --insecure
+    let out = veilgrid()
+        .args(["up", "--tls", "--insecure", "--listen", "127.0.0.1:1"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cannot be used with"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let mut up = veilgrid()
+        .env("VEILGRID_DATA_DIR", dir.path())
+        .args(["up", "--insecure", "--listen", &format!("127.0.0.1:{port}")])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut listed = false;
+    for _ in 0..150 {
+        let out = veilgrid()
+            .args(["providers", "--json", "--router", &url])
+            .output()
+            .unwrap();
+        if out.status.success() {
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            if v.as_array().is_some_and(|a| {
+                a.iter()
+                    .filter(|p| {
+                        p["name"]
+                            .as_str()
+                            .is_some_and(|n| n.starts_with("matcher-"))
+                    })
+                    .count()
+                    == 3
+            }) {
+                listed = true;
+                break;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(listed, "a plaintext grid with its matching nodes at {url}");
+    assert!(!dir.path().join("tls").exists(), "no CA in plaintext");
+    interrupt(up.id());
+    assert!(wait_exit(&mut up, 15).success());
+}
+
+#[test]
+fn demo_against_a_tls_router_without_its_ca_says_so_and_makes_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let tls = dir.path().join("tls");
+    let out = veilgrid()
+        .args([
+            "demo",
+            "--json",
+            "--router",
+            "https://127.0.0.1:1",
+            "--tls-dir",
+        ])
+        .arg(&tls)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("mutual-TLS router"), "{err}");
+    assert!(!tls.join("ca.pem").exists(), "no stray CA is made");
 }

@@ -60,27 +60,49 @@ fn serve(args: &[String]) -> Server {
 }
 
 fn node(party: usize, ports: &[u16; 3], router: &str, keys: &Path, data: &Path) -> Server {
+    node_with(party, ports, router, keys, data, None)
+}
+
+/// A node, under mutual TLS with `tls` (the CA and `matcher-<party>`'s certificate).
+fn node_with(
+    party: usize,
+    ports: &[u16; 3],
+    router: &str,
+    keys: &Path,
+    data: &Path,
+    tls: Option<&Path>,
+) -> Server {
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let peers: Vec<String> = ports
         .iter()
-        .map(|p| format!("http://127.0.0.1:{p}"))
+        .map(|p| format!("{scheme}://127.0.0.1:{p}"))
         .collect();
-    serve(&[
-        "matcher-node".into(),
-        "--party".into(),
-        format!("veilgrid-matcher-{party}"),
-        "--listen".into(),
-        format!("127.0.0.1:{}", ports[party]),
-        "--peers".into(),
-        peers.join(","),
-        "--matcher-keys".into(),
-        keys.display().to_string(),
-        "--router".into(),
-        router.into(),
-        "--data-dir".into(),
-        data.join(format!("node-{party}")).display().to_string(),
-        "--lease-ttl-secs".into(),
-        "5".into(),
-    ])
+    let tls_args: Vec<String> = tls
+        .map(|d| vec!["--tls-dir".into(), d.display().to_string()])
+        .unwrap_or_default();
+    serve(
+        &[
+            vec![
+                "matcher-node".into(),
+                "--party".into(),
+                format!("veilgrid-matcher-{party}"),
+                "--listen".into(),
+                format!("127.0.0.1:{}", ports[party]),
+                "--peers".into(),
+                peers.join(","),
+                "--matcher-keys".into(),
+                keys.display().to_string(),
+                "--router".into(),
+                router.into(),
+                "--data-dir".into(),
+                data.join(format!("node-{party}")).display().to_string(),
+                "--lease-ttl-secs".into(),
+                "5".into(),
+            ],
+            tls_args,
+        ]
+        .concat(),
+    )
 }
 
 /// Retry `f` until it succeeds (servers starting, leases arriving), at most `secs`.
@@ -177,4 +199,110 @@ fn three_node_processes_clear_a_round_and_keep_currencies_across_a_restart() {
         again["created"], false,
         "still registered after the restart"
     );
+}
+
+#[test]
+fn three_node_processes_clear_a_round_over_mutual_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    run(&["match", "keygen", "--out", keys.to_str().unwrap(), "--json"]).unwrap();
+    // the operator's CA: the router, the three nodes (one certificate per party) and
+    // the trader's client certificate
+    let tls = dir.path().join("tls");
+    let t = tls.to_str().unwrap();
+    let ca = |a: &[&str]| {
+        let out = bin()
+            .args(["ca"])
+            .args(a)
+            .args(["--dir", t])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    ca(&["init"]);
+    for name in ["router", "matcher-0", "matcher-1", "matcher-2"] {
+        ca(&["issue", "--service", name]);
+    }
+    ca(&["issue", "--client", "trader"]);
+    let rport = free_port();
+    let router = format!("https://127.0.0.1:{rport}");
+    let _router = serve(&[
+        "router".into(),
+        "--listen".into(),
+        format!("127.0.0.1:{rport}"),
+        "--data-dir".into(),
+        dir.path().join("router").display().to_string(),
+        "--matcher-nodes".into(),
+        keys.join("nodes.json").display().to_string(),
+        "--tls-dir".into(),
+        t.into(),
+    ]);
+    let ports = [free_port(), free_port(), free_port()];
+    let _nodes: Vec<Server> = (0..3)
+        .map(|p| node_with(p, &ports, &router, &keys, dir.path(), Some(&tls)))
+        .collect();
+    let trader = dir.path().join("trader").display().to_string();
+    let call = |a: &[&str]| {
+        let mut v: Vec<&str> = a.to_vec();
+        v.extend([
+            "--router",
+            router.as_str(),
+            "--tls-dir",
+            t,
+            "--identity",
+            "trader",
+            "--data-dir",
+            trader.as_str(),
+            "--json",
+        ]);
+        run(&v)
+    };
+    let reg = eventually(60, || {
+        call(&["match", "currency", "register", "--id", "ALC"])
+    });
+    assert_eq!(reg["created"], true);
+    let open = call(&[
+        "match", "round", "open", "--pair", "ALC/VG", "--levels", "8", "--pmin", "1", "--ratio",
+        "1.1",
+    ])
+    .unwrap();
+    let round = open["round"].as_str().unwrap().to_owned();
+    for (side, limit, qty) in [("buy", "6", "30"), ("sell", "2", "20")] {
+        call(&[
+            "match", "submit", "--round", &round, "--side", side, "--limit", limit, "--qty", qty,
+        ])
+        .unwrap();
+    }
+    // the MPC runs over the nodes' mutual-TLS links
+    let res = call(&["match", "result", "--round", &round]).unwrap();
+    assert_eq!(res["cross"], true);
+    assert_eq!(res["volume"], 20);
+    // the round is the trader's: another client certificate cannot read its fills
+    ca(&["issue", "--client", "mallory"]);
+    let mallory = run(&[
+        "match",
+        "fills",
+        "--round",
+        &round,
+        "--router",
+        &router,
+        "--tls-dir",
+        t,
+        "--identity",
+        "mallory",
+        "--data-dir",
+        &trader,
+        "--json",
+    ])
+    .unwrap_err();
+    assert!(
+        mallory.contains("PermissionDenied") || mallory.contains("another caller"),
+        "{mallory}"
+    );
+    let fills = call(&["match", "fills", "--round", &round]).unwrap();
+    assert_eq!(fills["fills"].as_array().unwrap().len(), 2, "{fills}");
 }

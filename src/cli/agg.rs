@@ -170,7 +170,7 @@ pub(crate) async fn run(a: AggArgs) -> Result<(), Error> {
 }
 
 async fn create(a: CreateArgs) -> Result<(), Error> {
-    let keys = client::committee_keys(&a.router.router, a.committee)
+    let keys = client::committee_keys_secure(&a.router.router, a.committee, &a.router.security()?)
         .await
         .map_err(|e| Error::Service(e.to_string()))?;
     if keys.len() < a.committee {
@@ -340,12 +340,15 @@ async fn audit(a: AuditArgs) -> Result<(), Error> {
 
 async fn committee(a: CommitteeArgs) -> Result<(), Error> {
     let sd = veilgrid_kit::Shutdown::new();
-    let tasks = crate::grid::start_committee(
+    // under mutual TLS member i presents the certificate agg-member-<i> (issued from the
+    // CA in the TLS directory if missing)
+    let tasks = crate::grid::start_committee_secure(
         &a.router.router,
         a.data_dir.as_ref(),
         a.count,
         Duration::from_secs(30),
         sd.clone(),
+        a.router.resolved_tls_dir().as_deref(),
     )
     .await?;
     println!("{} committee member(s) serving; Ctrl-C to stop.", a.count);

@@ -285,7 +285,9 @@ fn owned_round(c: &Common, round: &[u8; 16]) -> Option<u32> {
 }
 
 async fn connect(r: &RouterArg) -> Result<MatchClient, Error> {
-    MatchClient::discover(&r.router).await.map_err(err)
+    MatchClient::discover_secure(&r.router, &r.security()?)
+        .await
+        .map_err(err)
 }
 
 pub(crate) async fn run(a: MatchArgs) -> Result<(), Error> {

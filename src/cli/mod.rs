@@ -44,6 +44,16 @@ pub struct RouterArg {
 }
 
 impl RouterArg {
+    /// The TLS directory in use: --tls-dir, else `<data dir>/tls` for an https://
+    /// router; `None` for a plaintext router.
+    pub fn resolved_tls_dir(&self) -> Option<PathBuf> {
+        match &self.tls_dir {
+            Some(d) => Some(d.clone()),
+            None if self.router.starts_with("https://") => Some(default_data_dir().join("tls")),
+            None => None,
+        }
+    }
+
     /// How to reach the router: plaintext, or mutual TLS with `--identity`'s
     /// certificate from `--tls-dir`.
     pub fn security(&self) -> Result<veilgrid_kit::tls::Security, Error> {
@@ -112,6 +122,11 @@ struct DemoArgs {
     /// Print a JSON summary instead of the story.
     #[arg(long)]
     json: bool,
+    /// For an https:// router: the CA and certificates (default `<data dir>/tls`,
+    /// where `veilgrid up` keeps them; the CA key there lets the demo issue
+    /// certificates for the providers it starts).
+    #[arg(long, env = "VEILGRID_TLS_DIR")]
+    tls_dir: Option<PathBuf>,
 }
 
 /// The data directory used when `--data-dir` is not given.
@@ -155,7 +170,8 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Up(a) => up::run(a).await.map(|()| ExitCode::SUCCESS),
         Command::Serve(a) => serve::run(a).await.map(|()| ExitCode::SUCCESS),
         Command::Demo(a) => {
-            let report = crate::demo::run(a.router.as_deref(), !a.json).await?;
+            let tls_dir = a.tls_dir.or_else(|| Some(default_data_dir().join("tls")));
+            let report = crate::demo::run(a.router.as_deref(), tls_dir.as_deref(), !a.json).await?;
             if a.json {
                 println!(
                     "{}",

@@ -40,7 +40,8 @@ pub(crate) struct ServeArgs {
     /// The router to register with (providers only).
     #[arg(long, env = "VEILGRID_ROUTER", default_value = crate::DEFAULT_ROUTER)]
     router: String,
-    /// The URL the router should use to reach this provider (default: http://<listen>).
+    /// The URL the router should use to reach this provider (default: http://<listen>,
+    /// https://<listen> with --tls-dir).
     #[arg(long)]
     advertise: Option<String>,
     /// Where state and identities are kept.
@@ -54,9 +55,9 @@ pub(crate) struct ServeArgs {
     #[arg(long, default_value_t = 30)]
     lease_ttl_secs: u64,
     /// Mutual TLS: the CA and this service's certificate (`<name>.pem`, `<name>.key`,
-    /// name `router`, `echo`, `fhe`, `prover`, `aggregator` or `agg-member`) from this
-    /// directory (`veilgrid ca issue --service NAME`); URLs are then https://.
-    /// Without it: plaintext.
+    /// name `router`, `echo`, `fhe`, `prover`, `aggregator`, `agg-member` or
+    /// `matcher-<party>`) from this directory (`veilgrid ca issue --service NAME`); URLs
+    /// (router, --peers, --advertise) are then https://. Without it: plaintext.
     #[arg(long, env = "VEILGRID_TLS_DIR")]
     tls_dir: Option<PathBuf>,
     /// Matcher node: which party, 0, 1 or 2, or a StatefulSet pod name ending in -0, -1, -2.
@@ -261,10 +262,9 @@ pub(crate) async fn run(a: ServeArgs) -> Result<(), Error> {
                 path: "listener".into(),
                 source,
             })?;
-            let me = a
-                .advertise
-                .clone()
-                .unwrap_or_else(|| format!("http://{local}"));
+            let security =
+                tls_security(a.tls_dir.as_deref(), &veilgrid_matcher::party_name(party))?;
+            let me = a.advertise.clone().unwrap_or_else(|| security.url(local));
             let nodes = [0, 1, 2].map(|i| veilgrid_matcher::NodeAddress {
                 url: if i == party as usize {
                     me.clone()
@@ -279,7 +279,7 @@ pub(crate) async fn run(a: ServeArgs) -> Result<(), Error> {
                 nodes,
                 peer_timeout: Duration::from_secs(30),
                 provider: veilgrid_kit::provider::ProviderConfig {
-                    name: format!("matcher-{party}"),
+                    name: veilgrid_matcher::party_name(party),
                     ..Default::default()
                 },
                 register: Some(veilgrid_kit::registration::RegistrationConfig {
@@ -290,6 +290,7 @@ pub(crate) async fn run(a: ServeArgs) -> Result<(), Error> {
                 numeraire: "VG".into(),
                 data_dir: Some(data_dir.join(format!("matcher-{party}"))),
                 fault: None,
+                security,
             };
             println!(
                 "matching node {party} at {me} (listening on {local}), registering with {}",

@@ -20,10 +20,14 @@ pub(crate) struct UpArgs {
     /// Start each service as its own child process instead of in this one.
     #[arg(long)]
     separate: bool,
-    /// Mutual TLS on every hop, with a Veilgrid CA and certificates kept under
-    /// `<data dir>/tls` (created on first use; a `cli` client certificate is issued
-    /// for the command line). Not yet with --separate.
-    #[arg(long, conflicts_with = "separate")]
+    /// Plaintext on every hop (http://), for debugging. Without it every hop runs
+    /// mutual TLS with a Veilgrid CA and certificates kept under `<data dir>/tls`
+    /// (created on first start; a `cli` client certificate is issued for the command
+    /// line, which finds it there for the https:// router).
+    #[arg(long)]
+    insecure: bool,
+    /// Mutual TLS (the default; kept so older scripts keep working).
+    #[arg(long, hide = true, conflicts_with = "insecure")]
     tls: bool,
     /// The router's store: `sqlite:DIR`, or `postgres://user:password@host:port/database`
     /// (shared by router replicas); default: SQLite under <data-dir>/router.
@@ -33,12 +37,13 @@ pub(crate) struct UpArgs {
 
 pub(crate) async fn run(a: UpArgs) -> Result<(), Error> {
     let data_dir = a.data_dir.unwrap_or_else(super::default_data_dir);
-    if a.separate {
-        return run_separate(a.listen, data_dir, a.store).await;
-    }
-    let tls = a.tls.then(|| data_dir.join("tls"));
+    let _ = a.tls;
+    let tls = (!a.insecure).then(|| data_dir.join("tls"));
     if let Some(dir) = &tls {
         grid::security_for(Some(dir.as_path()), "cli", veilgrid_kit::auth::Role::Client)?;
+    }
+    if a.separate {
+        return run_separate(a.listen, data_dir, a.store, tls).await;
     }
     let g = grid::start(GridOptions {
         listen: a.listen,
@@ -52,24 +57,30 @@ pub(crate) async fn run(a: UpArgs) -> Result<(), Error> {
         ..GridOptions::default()
     })
     .await?;
-    // The matching nodes do not speak TLS yet (issue 7): only in a plaintext grid.
-    if tls.is_none() {
-        veilgrid_matcher::local::start(&g.router_url, Some(&data_dir), "VG", g.shutdown.clone())
-            .await
-            .map_err(|e| Error::Service(e.to_string()))?;
-    }
+    grid::start_matching(
+        &g.router_url,
+        Some(&data_dir),
+        "VG",
+        g.shutdown.clone(),
+        tls.as_deref(),
+    )
+    .await?;
     println!("veilgrid is up: router at {}", g.router_url);
     println!("  data directory: {}", data_dir.display());
     println!("  services: router, echo (veilgrid/echo/v1, veilgrid/echo/sealed/v1)");
     println!("  aggregation: veilgrid/agg/*, committee of 5 members (t = 2)");
+    println!("  matching: three nodes (veilgrid/match/*), linked to each other directly");
     match &tls {
         Some(dir) => println!(
-            "  mutual TLS: CA and certificates in {} (client certificate: cli)\n  try: veilgrid providers --router {} --tls-dir {}",
+            "  mutual TLS: CA and certificates in {} (client certificate: cli)\n  try: veilgrid demo --router {} (commands find the CA under the data directory; elsewhere pass --tls-dir {})",
             dir.display(),
             g.router_url,
             dir.display()
         ),
-        None => println!("  try: veilgrid demo --router {}", g.router_url),
+        None => println!(
+            "  PLAINTEXT (--insecure): no TLS on any hop\n  try: veilgrid demo --router {}",
+            g.router_url
+        ),
     }
     println!("Ctrl-C to stop.");
     super::interrupted().await;
@@ -85,15 +96,35 @@ async fn run_separate(
     listen: SocketAddr,
     data_dir: PathBuf,
     store: Option<String>,
+    tls: Option<PathBuf>,
 ) -> Result<(), Error> {
     let exe = std::env::current_exe().map_err(|source| Error::Io {
         path: "current executable".into(),
         source,
     })?;
-    let router_url = format!("http://{listen}");
+    let router_url = match &tls {
+        Some(_) => format!("https://{listen}"),
+        None => format!("http://{listen}"),
+    };
+    // every child gets the TLS directory, with its certificate issued there first
+    let mut tls_args: Vec<String> = Vec::new();
+    if let Some(dir) = &tls {
+        for name in [
+            "router",
+            "echo",
+            "prover",
+            "fhe",
+            "aggregator",
+            "agg-member",
+        ] {
+            grid::service_security(Some(dir.as_path()), name)?;
+        }
+        tls_args = vec!["--tls-dir".into(), dir.display().to_string()];
+    }
     let spawn = |args: Vec<String>| -> Result<Child, Error> {
         Command::new(&exe)
             .args(&args)
+            .args(&tls_args)
             // Through the environment, not argv: a PostgreSQL URL may hold a password.
             .envs(store.iter().map(|s| ("VEILGRID_STORE", s)))
             .stdin(Stdio::piped())
@@ -151,6 +182,9 @@ async fn run_separate(
         ])?);
     }
     println!("veilgrid is up (separate processes): router at {router_url}");
+    if let Some(dir) = &tls {
+        println!("  mutual TLS: CA and certificates in {}", dir.display());
+    }
     for c in &children {
         println!("  child pid {}", c.id().unwrap_or(0));
     }

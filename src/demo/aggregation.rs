@@ -16,8 +16,8 @@ use veilgrid_core::protocol::ProtocolId;
 use veilgrid_kit::{Shutdown, clock::now_ms};
 use veilgrid_proto::aggregation::v1 as pb;
 
-use super::Story;
-use crate::{Error, client::GridClient, grid};
+use super::{Story, Target};
+use crate::{Error, grid};
 
 const CLIENTS: usize = 50;
 const DROPOUTS: usize = 5;
@@ -74,7 +74,7 @@ async fn start_member(
     exe: Option<&PathBuf>,
     dir: &std::path::Path,
     i: usize,
-    addr: &str,
+    t: &Target,
 ) -> Result<(CommitteeKeys, MemberRun), Error> {
     let data = dir.join(format!("member-{i}"));
     // `agg committee serve --count 1 --data-dir D` keeps its identity in D/agg-member-0.
@@ -84,7 +84,11 @@ async fn start_member(
         signing: Bytes::copy_from_slice(&identity.provider_id()),
     };
     let run = match exe {
-        Some(exe) => MemberRun::Process(
+        Some(exe) => MemberRun::Process({
+            // `agg committee serve --count 1` presents the certificate agg-member-0:
+            // issue it here, once, before the member processes start (they would
+            // otherwise race to create it)
+            t.service("agg-member-0")?;
             Command::new(exe)
                 .args([
                     "agg",
@@ -94,7 +98,8 @@ async fn start_member(
                     "1",
                     "--stop-on-stdin-eof",
                 ])
-                .args(["--router", addr, "--data-dir"])
+                .args(t.cli_args())
+                .arg("--data-dir")
                 .arg(&data)
                 .stdin(Stdio::piped())
                 .stdout(Stdio::null())
@@ -103,17 +108,21 @@ async fn start_member(
                 .map_err(|source| Error::Io {
                     path: exe.display().to_string(),
                     source,
-                })?,
-        ),
+                })?
+        }),
         None => {
             let sd = Shutdown::new();
-            let client = AggClient::via_router(addr).map_err(|e| Error::Service(e.to_string()))?;
+            let name = format!("demo-member-{i}");
+            let security = t.service(&name)?;
+            let client = AggClient::via_router_secure(&t.addr, &security)
+                .map_err(|e| Error::Service(e.to_string()))?;
             let m = Member::new(identity, client);
-            grid::start_provider(
-                m.provider(&format!("demo-member-{i}")),
-                addr,
+            grid::start_provider_secure(
+                m.provider(&name),
+                &t.addr,
                 Duration::from_secs(30),
                 sd.clone(),
+                &security,
             )
             .await?;
             tokio::spawn(m.run(Duration::from_millis(300), sd.clone()));
@@ -124,10 +133,11 @@ async fn start_member(
 }
 
 /// Wait until the router lists every member in `keys` as serving.
-async fn registered(addr: &str, keys: &[CommitteeKeys]) -> Result<(), Error> {
+async fn registered(t: &Target, keys: &[CommitteeKeys]) -> Result<(), Error> {
     let give_up = tokio::time::Instant::now() + Duration::from_secs(20);
+    let security = t.client()?;
     loop {
-        let listed = agg::committee_keys(addr, usize::MAX)
+        let listed = agg::committee_keys_secure(&t.addr, usize::MAX, &security)
             .await
             .map_err(|e| Error::Service(e.to_string()))?;
         if keys.iter().all(|k| listed.contains(k)) {
@@ -144,7 +154,7 @@ async fn registered(addr: &str, keys: &[CommitteeKeys]) -> Result<(), Error> {
 
 async fn submit(
     exe: Option<&PathBuf>,
-    addr: &str,
+    t: &Target,
     info: &pb::RoundInfo,
     dir: &std::path::Path,
     client: u64,
@@ -161,7 +171,9 @@ async fn submit(
                 source,
             })?;
             let out = Command::new(exe)
-                .args(["agg", "submit", "--router", addr, "--round"])
+                .args(["agg", "submit"])
+                .args(t.cli_args())
+                .arg("--round")
                 .arg(hex::encode(&info.round_id))
                 .arg("--vector")
                 .arg(&file)
@@ -181,7 +193,7 @@ async fn submit(
             }
         }
         None => {
-            AggClient::via_router(addr)
+            AggClient::via_router_secure(&t.addr, &t.client()?)
                 .map_err(|e| Error::Service(e.to_string()))?
                 .submit(req)
                 .await
@@ -192,9 +204,9 @@ async fn submit(
 }
 
 /// The chapter.
-pub(super) async fn chapter(story: &mut Story, addr: &str) {
+pub(super) async fn chapter(story: &mut Story, t: &Target) {
     story.chapter("one-shot secure aggregation: 50 clients, 5 drop out, 2 members silent");
-    let served = match GridClient::connect(addr).await {
+    let served = match t.connect().await {
         Ok(mut g) => g
             .providers(Some(&ProtocolId::from_name(
                 veilgrid_aggregator::protocols::CREATE_ROUND,
@@ -209,7 +221,9 @@ pub(super) async fn chapter(story: &mut Story, addr: &str) {
         }
         return;
     }
-    let Ok(client) = AggClient::via_router(addr) else {
+    let Ok(client) = t.client().and_then(|sec| {
+        AggClient::via_router_secure(&t.addr, &sec).map_err(|e| Error::Service(e.to_string()))
+    }) else {
         return;
     };
     let exe = veilgrid_exe();
@@ -228,17 +242,17 @@ pub(super) async fn chapter(story: &mut Story, addr: &str) {
             &format!("start a committee of 5 members, {how}"),
             || async {
                 for i in 0..MEMBERS {
-                    let (k, r) = start_member(exe.as_ref(), &dir, i, addr).await?;
+                    let (k, r) = start_member(exe.as_ref(), &dir, i, t).await?;
                     keys.push(k);
                     runs.push(r);
                 }
-                registered(addr, &keys).await?;
+                registered(t, &keys).await?;
                 Ok("5 members registered; clients seal each share to its member's X25519 key, members sign with their Ed25519 key".into())
             },
         )
         .await;
     if started {
-        run_round(story, addr, &client, exe.as_ref(), &dir, &keys, &mut runs).await;
+        run_round(story, t, &client, exe.as_ref(), &dir, &keys, &mut runs).await;
     }
     for r in runs {
         r.stop().await;
@@ -248,7 +262,7 @@ pub(super) async fn chapter(story: &mut Story, addr: &str) {
 
 async fn run_round(
     story: &mut Story,
-    addr: &str,
+    t: &Target,
     client: &AggClient,
     exe: Option<&PathBuf>,
     dir: &std::path::Path,
@@ -321,7 +335,7 @@ async fn run_round(
                     let (b, xs) = batch;
                     let sends = xs.iter().enumerate().map(|(k, x)| {
                         let id = (b * 8 + k) as u64 + 1;
-                        submit(exe, addr, &info, dir, id, x)
+                        submit(exe, t, &info, dir, id, x)
                     });
                     for r in futures::future::join_all(sends).await {
                         bytes = r?;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use veilgrid_prover::{audit, client::ProverClient};
 
-use super::Story;
+use super::{Story, Target};
 use crate::Error;
 
 fn svc(e: impl std::fmt::Display) -> Error {
@@ -13,9 +13,12 @@ fn svc(e: impl std::fmt::Display) -> Error {
 }
 
 /// Prove a clearing through the router, fetch the audit directory, verify it.
-pub(super) async fn chapter(story: &mut Story, addr: &str) {
+pub(super) async fn chapter(story: &mut Story, t: &Target) {
     story.chapter("the auditor: transparency log, proofs of completion");
-    let mut client = match ProverClient::via_router(addr) {
+    let client = t
+        .client()
+        .and_then(|sec| ProverClient::via_router_secure(&t.addr, &sec).map_err(svc));
+    let mut client = match client {
         Ok(c) => c,
         Err(e) => {
             story

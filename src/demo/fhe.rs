@@ -10,8 +10,8 @@ use veilgrid_core::protocol::ProtocolId;
 use veilgrid_fhe::{FheModel, builtin_model, dataset::BreastCancer};
 use veilgrid_fhe_service::client::FheClient;
 
-use super::Story;
-use crate::{Error, client::GridClient};
+use super::{Story, Target};
+use crate::Error;
 
 fn err(e: impl std::fmt::Display) -> Error {
     Error::Service(e.to_string())
@@ -20,9 +20,9 @@ fn err(e: impl std::fmt::Display) -> Error {
 /// Rows of the held-out split the hospital sends.
 const ROWS: usize = 5;
 
-pub(super) async fn chapter_fhe(story: &mut Story, addr: &str) {
+pub(super) async fn chapter_fhe(story: &mut Story, t: &Target) {
     story.chapter("FHE inference: a hospital's encrypted queries, decrypted only by the hospital");
-    let served = match GridClient::connect(addr).await {
+    let served = match t.connect().await {
         Ok(mut g) => g
             .providers(Some(&ProtocolId::from_name(
                 veilgrid_fhe_service::protocols::INFER,
@@ -62,7 +62,10 @@ pub(super) async fn chapter_fhe(story: &mut Story, addr: &str) {
     let Some((client_key, server_key, key_id)) = keys else {
         return;
     };
-    let Ok(mut fhe) = FheClient::via_router(addr) else {
+    let Ok(mut fhe) = t
+        .client()
+        .and_then(|sec| FheClient::via_router_secure(&t.addr, &sec).map_err(err))
+    else {
         return;
     };
     let registered = story

@@ -21,12 +21,8 @@ use veilgrid_matcher::{
     veilgrid_mpc::{ClearingResult, Order, OrderId, Side, plain::clear_plain},
 };
 
-use super::Story;
-use crate::{
-    Error,
-    client::{CallOptions, GridClient},
-    grid,
-};
+use super::{Story, Target};
+use crate::{Error, client::CallOptions, grid};
 
 /// The protocol alice's and bob's providers serve.
 const PRICED_ECHO: &str = "veilgrid/demo/priced-echo/v1";
@@ -100,9 +96,10 @@ impl veilgrid_kit::provider::Handler for Echo {
     }
 }
 
-async fn discover(addr: &str, tries: usize) -> Option<MatchClient> {
+async fn discover(t: &Target, tries: usize) -> Option<MatchClient> {
+    let security = t.client().ok()?;
     for _ in 0..tries {
-        if let Ok(c) = MatchClient::discover(addr).await {
+        if let Ok(c) = MatchClient::discover_secure(&t.addr, &security).await {
             return Some(c);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -112,24 +109,22 @@ async fn discover(addr: &str, tries: usize) -> Option<MatchClient> {
 
 /// The chapter. `local` is the shutdown of the demo's own in-process grid: without
 /// matching nodes at the router, the chapter starts three there.
-pub(super) async fn chapter(story: &mut Story, addr: &str, local: Option<Shutdown>) {
+pub(super) async fn chapter(story: &mut Story, t: &Target, local: Option<Shutdown>) {
     story.chapter("personal currencies: five agents, three pairs, rates move the router's choice");
-    let mut client = discover(addr, 1).await;
+    let mut client = discover(t, 1).await;
     if client.is_none()
         && let Some(sd) = &local
     {
         story
             .step("start the three matching nodes in this process", || async {
-                veilgrid_matcher::local::start(addr, None, "VG", sd.clone())
-                    .await
-                    .map_err(|e| Error::Service(e.to_string()))?;
+                grid::start_matching(&t.addr, None, "VG", sd.clone(), t.tls.as_deref()).await?;
                 Ok(
                     "nodes 0, 1, 2 registered with the router; they talk to each other directly"
                         .into(),
                 )
             })
             .await;
-        client = discover(addr, 100).await;
+        client = discover(t, 100).await;
     }
     let Some(c) = client else {
         if story.print {
@@ -138,11 +133,11 @@ pub(super) async fn chapter(story: &mut Story, addr: &str, local: Option<Shutdow
         return;
     };
     let sd = Shutdown::new();
-    run(story, addr, &c, &sd).await;
+    run(story, t, &c, &sd).await;
     sd.cancel();
 }
 
-async fn run(story: &mut Story, addr: &str, c: &MatchClient, sd: &Shutdown) {
+async fn run(story: &mut Story, t: &Target, c: &MatchClient, sd: &Shutdown) {
     let ok = story
         .step("five agents register the currencies they issue", || async {
             let mut out = Vec::new();
@@ -175,12 +170,20 @@ async fn run(story: &mut Story, addr: &str, c: &MatchClient, sd: &Shutdown) {
             || async {
                 for (k, (name, cur)) in [("alice", "ALC"), ("bob", "BOB")].into_iter().enumerate() {
                     let (p, pid) = priced_echo(name, cur);
-                    grid::start_provider(p, addr, Duration::from_secs(30), sd.clone()).await?;
+                    let security = t.service(&format!("{name}-echo"))?;
+                    grid::start_provider_secure(
+                        p,
+                        &t.addr,
+                        Duration::from_secs(30),
+                        sd.clone(),
+                        &security,
+                    )
+                    .await?;
                     ids[k] = pid;
                 }
                 // both earn the same record of kept promises (a provider without one
                 // starts at reputation 1/2, which the router weighs against price)
-                let mut g = GridClient::connect(addr).await?;
+                let mut g = t.connect().await?;
                 for id in ids {
                     let to = CallOptions {
                         target: Some(id),
@@ -211,14 +214,14 @@ async fn run(story: &mut Story, addr: &str, c: &MatchClient, sd: &Shutdown) {
         return;
     }
     table(story, c).await;
-    choose(story, addr, ids, "with 1 ALC ≈ 2 VG and 1 BOB ≈ 4 VG").await;
+    choose(story, t, ids, "with 1 ALC ≈ 2 VG and 1 BOB ≈ 4 VG").await;
     // bob breaks promises: BOB falls to 1 VG
     let second = [("BOB", 1.0), ("ALC/BOB", 2.0)];
     if !rounds(story, c, &owners, &second, 2).await {
         return;
     }
     table(story, c).await;
-    choose(story, addr, ids, "after BOB fell to about 1 VG").await;
+    choose(story, t, ids, "after BOB fell to about 1 VG").await;
 }
 
 /// One round per pair; `pairs` names BASE (QUOTE = VG) or BASE/QUOTE with the rate.
@@ -352,17 +355,17 @@ async fn table(story: &mut Story, c: &MatchClient) {
 }
 
 /// Send completions through the router and count which provider took them.
-async fn choose(story: &mut Story, addr: &str, ids: [[u8; 32]; 2], when: &str) {
+async fn choose(story: &mut Story, t: &Target, ids: [[u8; 32]; 2], when: &str) {
     story
         .step(&format!("{CALLS} requests priced in VG, {when}"), || async {
-            let mut g = GridClient::connect(addr).await?;
+            let mut g = t.connect().await?;
             let opts = CallOptions {
                 currency: "VG".into(),
                 ..CallOptions::default()
             };
             let proto = ProtocolId::from_name(PRICED_ECHO);
             // wait (up to 15 s) until the router's table prices both asks as the nodes do
-            let t = veilgrid_matcher::client::MatchClient::discover(addr)
+            let table = MatchClient::discover_secure(&t.addr, &t.client()?)
                 .await
                 .map_err(|e| Error::Service(e.to_string()))?
                 .rates("VG")
@@ -371,7 +374,8 @@ async fn choose(story: &mut Story, addr: &str, ids: [[u8; 32]; 2], when: &str) {
             let want: Vec<f64> = ["ALC", "BOB"]
                 .iter()
                 .map(|c| {
-                    t.rates
+                    table
+                        .rates
                         .iter()
                         .find(|r| r.currency == *c)
                         .map_or(f64::NAN, |r| r.value * 10.0)

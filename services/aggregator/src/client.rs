@@ -215,7 +215,16 @@ impl CommitteeKeys {
 /// stable order (by provider id), at most `max`. The router only lists leases the provider
 /// signed, so the two keys of one member belong together.
 pub async fn committee_keys(router_url: &str, max: usize) -> Result<Vec<CommitteeKeys>, AggError> {
-    let mut router = RouterClient::new(channel(router_url)?);
+    committee_keys_secure(router_url, max, &veilgrid_kit::tls::Security::Plaintext).await
+}
+
+/// [`committee_keys`] over a connection secured by `security` (a mutual-TLS router).
+pub async fn committee_keys_secure(
+    router_url: &str,
+    max: usize,
+    security: &veilgrid_kit::tls::Security,
+) -> Result<Vec<CommitteeKeys>, AggError> {
+    let mut router = RouterClient::new(security.channel(router_url)?);
     let list = router
         .list_providers(ListProvidersRequest {
             protocol_id: Bytes::copy_from_slice(ProtocolId::from_name(p::MEMBER).as_bytes()),

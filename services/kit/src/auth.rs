@@ -221,6 +221,25 @@ pub fn resolve<T>(req: &Request<T>) -> Result<Option<Caller>, Status> {
     }
 }
 
+/// Allow a call only from the service `name` when this party runs mutual TLS (`tls`):
+/// the connection's peer (from [`peer`]) must be `CN=<name>`, `OU=service` (for links
+/// between services that know each other, e.g. the matching nodes, where the peer
+/// claims a party and must hold that party's certificate). In plaintext every peer
+/// passes and the caller relies on what else it checks (signatures); under TLS a
+/// connection without a client certificate is refused.
+pub fn require_service(peer: Option<&Caller>, tls: bool, name: &str) -> Result<(), Status> {
+    match peer {
+        None if !tls => Ok(()),
+        None => Err(Status::unauthenticated(format!(
+            "only {name} may call this, with its certificate from the Veilgrid CA"
+        ))),
+        Some(c) if c.role == Role::Service && c.name == name => Ok(()),
+        Some(c) => Err(Status::permission_denied(format!(
+            "{c} is not service:{name}: a peer must present the certificate of the identity it claims"
+        ))),
+    }
+}
+
 /// The caller, or `UNAUTHENTICATED` when there is none (for operations that need one).
 pub fn require(caller: Option<&Caller>) -> Result<&Caller, Status> {
     caller.ok_or_else(|| {
@@ -292,6 +311,20 @@ mod tests {
         assert_eq!(resolve(&req).unwrap(), None);
         forward(&mut req, None);
         assert!(req.metadata().get(CALLER_HEADER).is_none());
+    }
+
+    #[test]
+    fn a_required_service_needs_its_certificate_under_tls() {
+        // plaintext: nobody is identified, the caller relies on other checks
+        require_service(None, false, "matcher-1").unwrap();
+        // TLS but no peer certificate on the connection: refused
+        let e = require_service(None, true, "matcher-1").unwrap_err();
+        assert_eq!(e.code(), tonic::Code::Unauthenticated);
+        require_service(Some(&Caller::service("matcher-1")), true, "matcher-1").unwrap();
+        for c in [Caller::service("matcher-2"), Caller::client("matcher-1")] {
+            let e = require_service(Some(&c), true, "matcher-1").unwrap_err();
+            assert_eq!(e.code(), tonic::Code::PermissionDenied, "{c}");
+        }
     }
 
     #[test]

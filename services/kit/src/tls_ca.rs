@@ -8,6 +8,7 @@
 //! | `ca.pem` | the CA certificate: the one trust anchor every party loads |
 //! | `ca.key` | the CA's private key: only `veilgrid ca issue` needs it |
 //! | `<name>.pem`, `<name>.key` | the certificate and key of service or client `<name>` |
+//! | `<name>.lock` | only while [`ensure_issued`] issues `<name>` (processes started together issue it once) |
 //!
 //! A certificate's subject names who holds it: `CN=<name>`, `OU=service` or `OU=client`
 //! (see [`crate::auth::Caller`]). Service certificates carry the DNS names `<name>`,
@@ -210,21 +211,66 @@ pub fn issue(dir: &Path, req: &IssueRequest) -> Result<(PathBuf, PathBuf), KitEr
     Ok((cert_path, key_path))
 }
 
-/// Issue `name`'s certificate unless it already exists (used by `veilgrid up`).
+/// Longest another process may hold a certificate's issuing lock before
+/// [`ensure_issued`] gives up.
+const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Issue `name`'s certificate unless it already exists (used by `veilgrid up`, and by
+/// processes started together that each need a certificate). Processes sharing the
+/// directory issue it once: the first takes `<name>.lock` (created exclusively), the
+/// others wait for it to go and then find both files, so nobody loads a certificate
+/// with another process's key or a half-written file.
 pub fn ensure_issued(dir: &Path, name: &str, role: Role) -> Result<(), KitError> {
     let (cert, key) = cert_paths(dir, name);
-    if cert.exists() && key.exists() {
+    let lock = dir.join(format!("{name}.lock"));
+    if cert.exists() && key.exists() && !lock.exists() {
         return Ok(());
     }
-    issue(
-        dir,
-        &IssueRequest {
-            name: name.to_owned(),
-            role,
-            extra_sans: Vec::new(),
-        },
-    )
-    .map(|_| ())
+    let give_up = std::time::Instant::now() + LOCK_PATIENCE;
+    loop {
+        match fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&lock)
+        {
+            Ok(_) => {
+                let r = if cert.exists() && key.exists() {
+                    Ok(())
+                } else {
+                    issue(
+                        dir,
+                        &IssueRequest {
+                            name: name.to_owned(),
+                            role,
+                            extra_sans: Vec::new(),
+                        },
+                    )
+                    .map(|_| ())
+                };
+                let _ = fs::remove_file(&lock);
+                return r;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                if std::time::Instant::now() > give_up {
+                    return Err(KitError::Certificate {
+                        what: "issuing a certificate",
+                        reason: format!(
+                            "{} has been held for more than {LOCK_PATIENCE:?}; if no process is issuing {name}, remove it",
+                            lock.display()
+                        ),
+                    });
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(source) => {
+                return Err(KitError::Io {
+                    what: "locking the certificate to issue it",
+                    path: lock.display().to_string(),
+                    source,
+                });
+            }
+        }
+    }
 }
 
 fn write_public(path: &Path, bytes: &[u8]) -> Result<(), KitError> {
@@ -265,7 +311,37 @@ fn open_owner_only(path: &Path) -> std::io::Result<fs::File> {
 
 #[cfg(test)]
 mod tests {
+    use x509_cert::der::Decode;
+
     use super::*;
+
+    #[test]
+    fn processes_issuing_the_same_certificate_at_once_agree_on_one() {
+        let dir = tempfile::tempdir().unwrap();
+        init(dir.path()).unwrap();
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let d = dir.path().to_path_buf();
+                std::thread::spawn(move || ensure_issued(&d, "agg-member-0", Role::Service))
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap().unwrap();
+        }
+        assert!(!dir.path().join("agg-member-0.lock").exists());
+        // the certificate is for the key next to it
+        let (cert, key) = cert_paths(dir.path(), "agg-member-0");
+        let der = crate::tls::first_cert_der(&fs::read(&cert).unwrap()).unwrap();
+        let c = x509_cert::Certificate::from_der(&der).unwrap();
+        let spki = c
+            .tbs_certificate
+            .subject_public_key_info
+            .subject_public_key
+            .raw_bytes()
+            .to_vec();
+        let k = KeyPair::from_pem(&fs::read_to_string(&key).unwrap()).unwrap();
+        assert_eq!(spki, k.public_key_raw());
+    }
 
     #[test]
     fn civil_date_is_plausible() {

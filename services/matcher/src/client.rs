@@ -12,6 +12,7 @@ use veilgrid_core::{
     seal::{SealKeyPair, SealPublicKey},
     sign::VerifierKey,
 };
+use veilgrid_kit::tls::Security;
 use veilgrid_mpc::{
     FillShare, Order, OrderId, OrderPayload, RoundOutcome, reconstruct_fill, share_order,
 };
@@ -58,7 +59,18 @@ pub struct MatchClient {
 impl MatchClient {
     /// Talk to the nodes (party order) through the router at `router_url`.
     pub fn new(router_url: &str, nodes: [NodeKey; 3]) -> Result<Self, MatchError> {
-        let channel = veilgrid_kit::registration::router_channel(router_url)?;
+        Self::new_secure(router_url, nodes, &Security::Plaintext)
+    }
+
+    /// [`Self::new`] over a connection secured by `security` (mutual TLS with the
+    /// caller's certificate: the rounds it opens and the orders it submits belong to
+    /// that identity, and only it may close them or read their fills).
+    pub fn new_secure(
+        router_url: &str,
+        nodes: [NodeKey; 3],
+        security: &Security,
+    ) -> Result<Self, MatchError> {
+        let channel = security.channel(router_url)?;
         Ok(MatchClient {
             router: RouterClient::new(channel)
                 .max_decoding_message_size(64 << 20)
@@ -71,7 +83,16 @@ impl MatchClient {
     /// `veilgrid/match/info/v1` is asked which party it is; exactly one per party
     /// must answer, with the keys the router lists for it.
     pub async fn discover(router_url: &str) -> Result<Self, MatchError> {
-        let channel = veilgrid_kit::registration::router_channel(router_url)?;
+        Self::discover_secure(router_url, &Security::Plaintext).await
+    }
+
+    /// [`Self::discover`] over a connection secured by `security` (see
+    /// [`Self::new_secure`]).
+    pub async fn discover_secure(
+        router_url: &str,
+        security: &Security,
+    ) -> Result<Self, MatchError> {
+        let channel = security.channel(router_url)?;
         let mut router = RouterClient::new(channel);
         let listed = router
             .list_providers(ListProvidersRequest {
@@ -116,7 +137,7 @@ impl MatchClient {
                 reason: "the router does not list all three matching nodes".into(),
             });
         };
-        Self::new(router_url, [a, b, c])
+        Self::new_secure(router_url, [a, b, c], security)
     }
 
     /// The nodes, by party.

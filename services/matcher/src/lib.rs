@@ -37,7 +37,7 @@ use veilgrid_kit::{
 };
 
 pub use error::MatchError;
-pub use node::{Fault, FaultAction, MatcherConfig, Node, NodeAddress};
+pub use node::{Fault, FaultAction, MatcherConfig, Node, NodeAddress, party_name};
 pub use veilgrid_mpc;
 
 /// Price of one matching call, in the node's currency.
@@ -60,7 +60,8 @@ pub fn provider(node: &Arc<Node>, provider: ProviderConfig) -> ProviderService {
 }
 
 /// Serve one node on `listener` until `shutdown`: the `Provider` service (the client
-/// protocols) and the `NodeToNode` service; registers with the router when
+/// protocols) and the `NodeToNode` service, with `config.security` (under mutual TLS
+/// the advertised endpoint must be `https://`); registers with the router when
 /// `config.register` is given (its `endpoint` must be this listener's URL).
 pub async fn run(
     listener: TcpListener,
@@ -68,25 +69,18 @@ pub async fn run(
     config: MatcherConfig,
 ) -> Result<(), MatchError> {
     let register = config.register.clone();
+    let security = config.security.clone();
     let node = Node::new(config)?;
     let p = provider(&node, node.config.provider.clone());
     let mut routes = RoutesBuilder::default();
-    routes.add_service(p.clone().into_server());
     routes.add_service(net::NodeNet(node.clone()).into_server());
-    let sd = shutdown.clone();
-    let server =
-        tokio::spawn(async move { veilgrid_kit::server::serve(listener, sd, routes).await });
-    let keeper = match register {
-        Some(reg) => {
-            Some(registration::start(p, reg, shutdown.clone(), Duration::from_secs(10)).await?)
-        }
-        None => None,
+    let (router, advertise, ttl) = match register {
+        Some(r) => (Some(r.router), Some(r.endpoint), r.ttl),
+        None => (None, None, Duration::from_secs(30)),
     };
-    let served = server
-        .await
-        .map_err(|e| MatchError::Aborted(format!("server task: {e}")))?;
-    if let Some(k) = keeper {
-        let _ = k.await;
-    }
-    served.map_err(MatchError::from)
+    registration::serve_registered_secure(
+        listener, shutdown, routes, p, router, advertise, ttl, &security,
+    )
+    .await
+    .map_err(MatchError::from)
 }

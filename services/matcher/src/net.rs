@@ -2,7 +2,10 @@
 //! to each of the two others and sends its MPC messages on it, in 1 MiB chunks; what
 //! a node receives on the streams the others opened lands in the round's [`Inbox`].
 //! Every stream starts with a hello signed by the sender's identity, checked against
-//! the configured provider ids of the other nodes.
+//! the configured provider ids of the other nodes. Under mutual TLS the links run over
+//! TLS with the nodes' Veilgrid certificates: a node dials party `p` expecting the
+//! certificate of `matcher-<p>`, and accepts a stream claiming to come from party `p`
+//! only over a connection whose client certificate is `matcher-<p>`'s.
 
 use std::{
     collections::HashMap,
@@ -18,7 +21,7 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use tokio::sync::{Notify, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::{Request, Response, Status, Streaming, transport::Channel};
+use tonic::{Request, Response, Status, Streaming};
 use veilgrid_core::sign::VerifierKey;
 use veilgrid_mpc::{Message, Phase, message::DEFAULT_MAX_WORDS};
 use veilgrid_proto::matching::v1::{
@@ -28,7 +31,10 @@ use veilgrid_proto::matching::v1::{
     node_to_node_server::{NodeToNode, NodeToNodeServer},
 };
 
-use crate::{MatchError, node::Node};
+use crate::{
+    MatchError,
+    node::{Node, party_name},
+};
 
 /// Domain tag of a stream hello's signature.
 pub(crate) const HELLO_TAG: &[u8] = b"veilgrid/match/n2n/v1\0";
@@ -156,7 +162,10 @@ impl Links {
                 party: peer,
                 reason,
             };
-            let channel = Channel::from_shared(url)
+            let channel = node
+                .config
+                .security
+                .endpoint(&url, Some(&party_name(peer)))
                 .map_err(|e| peer_err(e.to_string()))?
                 .connect_timeout(Duration::from_secs(2))
                 .tcp_nodelay(true)
@@ -303,6 +312,8 @@ impl NodeToNode for NodeNet {
         &self,
         request: Request<Streaming<NodeFrame>>,
     ) -> Result<Response<Self::ExchangeStream>, Status> {
+        let tls = self.0.config.security.is_tls();
+        let peer = veilgrid_kit::auth::peer(&request)?;
         let mut frames = request.into_inner();
         let hello = match frames.message().await? {
             Some(NodeFrame {
@@ -320,6 +331,8 @@ impl NodeToNode for NodeNet {
             .ok()
             .filter(|p| *p < 3 && *p != self.0.party())
             .ok_or_else(|| Status::invalid_argument("hello from an unknown party"))?;
+        // under TLS the stream must come over party `from`'s own certificate
+        veilgrid_kit::auth::require_service(peer.as_ref(), tls, &party_name(from))?;
         let vk = VerifierKey::from_bytes(&self.0.config.nodes[from as usize].provider_id)
             .map_err(|e| Status::internal(e.to_string()))?;
         vk.verify(&hello_message(&round, from), &hello.signature)

@@ -10,7 +10,8 @@ use std::{
 use bytes::Bytes;
 use veilgrid_core::{seal::SealPublicKey, sign::VerifierKey};
 use veilgrid_kit::{
-    clock::now_ms, identity::Identity, provider::ProviderConfig, registration::RegistrationConfig,
+    auth_owners::Owners, clock::now_ms, identity::Identity, provider::ProviderConfig,
+    registration::RegistrationConfig, tls::Security,
 };
 use veilgrid_mpc::{
     ClearingResult, Collecting, NodeKeys, OrderId, OrderPayload, RoundConfig, RoundOutcome,
@@ -58,6 +59,12 @@ pub fn outcome_message(outcome: &[u8]) -> Vec<u8> {
     m
 }
 
+/// The service name of party `p`'s node: its provider name, and under mutual TLS the
+/// name its certificate must carry (`veilgrid ca issue --service matcher-<p>`).
+pub fn party_name(p: u8) -> String {
+    format!("matcher-{p}")
+}
+
 /// Where one of the three nodes is reached, and who it is.
 #[derive(Debug, Clone)]
 pub struct NodeAddress {
@@ -90,6 +97,10 @@ pub struct MatcherConfig {
     /// Fault injection (tests and demos of the abort path; `None` in production):
     /// this node corrupts MPC messages it sends, see [`Fault`].
     pub fault: Option<Fault>,
+    /// Plaintext, or mutual TLS with this node's certificate ([`party_name`]) for its
+    /// server, its registration and its links to the two other nodes, which must
+    /// present the certificates of their parties (`veilgrid_kit::tls`).
+    pub security: Security,
 }
 
 /// A deliberately misbehaving node, for the issue's fault tests: at step `step` of
@@ -177,6 +188,8 @@ pub struct Node {
     inboxes: Mutex<HashMap<[u8; 16], Arc<Inbox>>>,
     history: Mutex<Vec<pb::PairClearing>>,
     currencies: Mutex<crate::currency::Registry>,
+    /// Who opened each round and submitted each order (under mutual TLS), see `api`.
+    pub(crate) owners: Owners,
 }
 
 fn round_id(b: &[u8]) -> Result<[u8; 16], MatchError> {
@@ -191,7 +204,9 @@ impl Node {
             Some(d) => crate::currency::Registry::open(&config.numeraire, d)?,
             None => crate::currency::Registry::with_numeraire(&config.numeraire),
         };
+        let owners = Owners::open(config.data_dir.as_deref())?;
         Ok(Arc::new(Node {
+            owners,
             config,
             currencies: Mutex::new(currencies),
             rounds: Mutex::new(HashMap::new()),

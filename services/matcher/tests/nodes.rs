@@ -99,6 +99,7 @@ impl Grid {
             numeraire: "BOB".into(),
             data_dir: None,
             fault: None,
+            security: veilgrid_kit::tls::Security::Plaintext,
         }
     }
 

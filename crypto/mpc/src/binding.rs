@@ -101,6 +101,19 @@ impl OrderStatement {
         })
     }
 
+    /// The commitments without proofs (benchmarks of the commitment check).
+    pub(crate) fn commitments_only(
+        qty_commitment: Commitment,
+        limit_commitment: Commitment,
+    ) -> Self {
+        OrderStatement {
+            qty_commitment,
+            limit_commitment,
+            qty_proof: Vec::new(),
+            limit_proof: Vec::new(),
+        }
+    }
+
     /// The quantity proof bytes.
     pub fn qty_proof(&self) -> &[u8] {
         &self.qty_proof

@@ -65,7 +65,8 @@ pub use verify::{STAT_SECURITY, bucket_parameters};
 /// Benchmark hooks: raw batched comparisons outside an auction.
 pub mod bench_api {
     pub use crate::tests_support::{
-        ComparisonRun, PreparedComparisons, prepare_comparisons, run_comparisons,
+        ComparisonRun, PreparedCommitmentCheck, PreparedComparisons, prepare_commitment_check,
+        prepare_comparisons, run_comparisons,
     };
 }
 mod tests_support;

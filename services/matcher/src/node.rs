@@ -141,7 +141,9 @@ enum State {
         /// This node's fill share of every accepted order (zeroized on drop), sealed
         /// to the owner on request.
         fills: Vec<veilgrid_mpc::FillShare>,
-        dropped: Vec<OrderId>,
+        dropped: Vec<(OrderId, veilgrid_mpc::DropReason)>,
+        /// The public record: accepted orders and their statements.
+        record: Vec<(OrderId, veilgrid_mpc::OrderStatement)>,
         cost: PhaseCost,
     },
     Aborted(String),
@@ -457,7 +459,8 @@ impl Node {
             })
             .await?;
         let result = cleared.result();
-        let dropped = cleared.dropped().to_vec();
+        let dropped = cleared.drop_reasons().to_vec();
+        let record = cleared.public_record();
         // (the fills time includes signing the outcome and sending the signature)
         let filled = drive(cleared.start_fills()?, self.config.fault, links, inbox, t).await?;
         lap(2);
@@ -472,6 +475,7 @@ impl Node {
             signature,
             fills,
             dropped,
+            record,
             cost,
         })
     }
@@ -574,6 +578,7 @@ impl Node {
                 result,
                 signature,
                 dropped,
+                record,
                 cost,
                 ..
             } => {
@@ -600,8 +605,18 @@ impl Node {
                 }
                 resp.dropped = dropped
                     .iter()
-                    .map(|d| Bytes::copy_from_slice(d.as_bytes()))
+                    .map(|(d, _)| Bytes::copy_from_slice(d.as_bytes()))
                     .collect();
+                resp.drop_reasons = dropped.iter().map(|(_, r)| r.to_string()).collect();
+                if req.include_record {
+                    resp.accepted = record
+                        .iter()
+                        .map(|(id, st)| pb::OrderRecord {
+                            order_id: Bytes::copy_from_slice(id.as_bytes()),
+                            statement: Bytes::from(st.to_bytes()),
+                        })
+                        .collect();
+                }
             }
         }
         Ok(resp)

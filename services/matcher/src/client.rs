@@ -296,6 +296,7 @@ impl MatchClient {
         let req = pb::ResultRequest {
             round_id: Bytes::copy_from_slice(&round),
             include_record: false,
+            record_from: 0,
         };
         self.call(party, Rpc::Result, &req).await
     }
@@ -345,27 +346,30 @@ impl MatchClient {
             VerifierKey::from_bytes(&self.nodes[p].provider_id)?.verify(&msg, &sig.signature)?;
         }
         let outcome = RoundOutcome::from_bytes(&first.outcome)?;
-        // the record, from any node: it must hash to the hash all three signed
-        let rec = self
-            .call::<_, pb::ResultResponse>(
-                0,
-                Rpc::Result,
-                &pb::ResultRequest {
-                    round_id: Bytes::copy_from_slice(&round),
-                    include_record: true,
-                },
-            )
-            .await?;
-        let record = rec
-            .accepted
-            .iter()
-            .map(|r| {
-                Ok((
+        // the record, from any node, in pages: it must hash to the hash all three signed
+        let mut record = Vec::new();
+        loop {
+            let page = self
+                .call::<_, pb::ResultResponse>(
+                    0,
+                    Rpc::Result,
+                    &pb::ResultRequest {
+                        round_id: Bytes::copy_from_slice(&round),
+                        include_record: true,
+                        record_from: record.len() as u32,
+                    },
+                )
+                .await?;
+            for r in &page.accepted {
+                record.push((
                     OrderId::new(&r.order_id)?,
                     OrderStatement::from_bytes(&r.statement)?,
-                ))
-            })
-            .collect::<Result<Vec<_>, veilgrid_mpc::Error>>()?;
+                ));
+            }
+            if record.len() >= page.record_total as usize || page.accepted.is_empty() {
+                break;
+            }
+        }
         if veilgrid_mpc::outcome::accepted_set_hash(record.iter().map(|(i, s)| (i, s)))
             != outcome.order_set_hash
         {

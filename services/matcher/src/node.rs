@@ -31,6 +31,8 @@ pub const FILL_INFO: &[u8] = b"veilgrid/match/fill/v1";
 pub const OUTCOME_TAG: &[u8] = b"veilgrid/match/outcome/v1\0";
 /// Longest currency id.
 pub const MAX_CURRENCY_LEN: usize = crate::currency::MAX_ID_LEN;
+/// Most accepted orders of the public record in one `Result` response (about 1.3 MB).
+pub const MAX_RECORD_PAGE: usize = 1_000;
 /// Domain tag of node 0's signature over an order's sequence number.
 pub const SEQUENCE_TAG: &[u8] = b"veilgrid/match/seq/v1\0";
 
@@ -608,9 +610,12 @@ impl Node {
                     .map(|(d, _)| Bytes::copy_from_slice(d.as_bytes()))
                     .collect();
                 resp.drop_reasons = dropped.iter().map(|(_, r)| r.to_string()).collect();
+                resp.record_total = record.len() as u32;
                 if req.include_record {
                     resp.accepted = record
                         .iter()
+                        .skip(req.record_from as usize)
+                        .take(MAX_RECORD_PAGE)
                         .map(|(id, st)| pb::OrderRecord {
                             order_id: Bytes::copy_from_slice(id.as_bytes()),
                             statement: Bytes::from(st.to_bytes()),

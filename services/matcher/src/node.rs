@@ -720,8 +720,12 @@ async fn drive<T: Send + 'static>(
                 // a large step computes for milliseconds (malicious mode: tens): do it
                 // off the async threads, which must keep moving this and the other
                 // nodes' stream data (HTTP/2 window updates) meanwhile
+                // (the input phase verifies every order's range proofs and computes the
+                // commitment check: ~0.8 ms per order whatever the message size)
                 let words: usize = incoming.iter().map(|m| m.words.len()).sum();
-                step = if words >= BLOCKING_STEP_WORDS {
+                let heavy =
+                    words >= BLOCKING_STEP_WORDS || r.phase() == veilgrid_mpc::Phase::Inputs;
+                step = if heavy {
                     tokio::task::spawn_blocking(move || r.deliver(incoming))
                         .await
                         .map_err(|e| MatchError::Aborted(format!("MPC step: {e}")))??

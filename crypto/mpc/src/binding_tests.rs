@@ -66,6 +66,8 @@ fn honest_round_clears_as_plain_and_its_record_verifies() {
             assert_eq!(run.result, want.clearing);
             assert_eq!(run.reconstruct_fills(ROUND).unwrap(), want.fills);
             assert_eq!(run.record.len(), n);
+            // a statement has a fixed size: 2 commitments, a 2 × 32-bit and a 2 × 8-bit proof
+            assert!(run.record.iter().all(|(_, s)| s.to_bytes().len() == 1290));
             verify_round_record(&ROUND, levels, &run.record, &run.order_set_hash).unwrap();
             // the record is bound to the round, the grid and the signed hash
             assert!(

@@ -337,7 +337,7 @@ async fn check_inputs(ctx: &mut Ctx, levels: u32, book: Book) -> Result<InputChe
     let mut mine_a = Vec::with_capacity(COPY_WORDS * n);
     let mut mine_b = Vec::with_capacity(COPY_WORDS * n);
     for k in 0..n {
-        let [wq, wl] = book.blinds[k].words();
+        let [mut wq, mut wl] = book.blinds[k].words();
         let d = book.statements[k].digest();
         let dw = d
             .chunks_exact(8)
@@ -350,6 +350,8 @@ async fn check_inputs(ctx: &mut Ctx, levels: u32, book: Book) -> Result<InputChe
         mine_b.extend_from_slice(&wq[4..]);
         mine_b.extend_from_slice(&wl[4..]);
         mine_b.extend(dw);
+        wq.zeroize();
+        wl.zeroize();
     }
     let (mut pb, mut na) = ctx
         .exchange(

@@ -112,6 +112,9 @@ async fn a_round_through_the_cli() {
         assert_eq!(res["level"], 4);
         assert_eq!(res["volume"], 20);
         assert!((res["rate"].as_f64().unwrap() - 1.1f64.powi(4)).abs() < 1e-9);
+        // every accepted order's range proofs, checked against the signed order-set hash
+        assert_eq!(res["range_proofs_verified"], 4);
+        assert_eq!(res["dropped"], 0);
         let fills = run(with(&["match", "fills", "--round", &round]));
         let got: Vec<(String, u64)> = fills["fills"]
             .as_array()
@@ -151,6 +154,59 @@ async fn a_round_through_the_cli() {
         assert!(chart.starts_with("<svg") && chart.contains("ALC"));
         assert!((rates["rates"]["ALC"].as_f64().unwrap() - 1.1f64.powi(4)).abs() < 1e-9);
         assert_eq!(rates["history"].as_array().unwrap().len(), 1);
+        // the auditor fetches the round's public record and verifies it offline
+        let audit_dir = std::path::Path::new(&data).with_file_name("audit");
+        let audit_s = audit_dir.display().to_string();
+        let fetched = veilgrid(&[
+            "audit",
+            "fetch",
+            "--router",
+            &url,
+            "--out",
+            &audit_s,
+            "--wait-secs",
+            "1",
+            "--json",
+        ]);
+        assert_eq!(fetched["matching_rounds"], 1, "{fetched}");
+        let report = veilgrid(&["audit", "verify", &audit_s, "--json"]);
+        let item = report["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["kind"] == "matching round")
+            .unwrap_or_else(|| panic!("{report}"))
+            .clone();
+        assert_eq!(item["status"], "verified", "{item}");
+        assert!(
+            item["detail"]
+                .as_str()
+                .unwrap()
+                .contains("4 accepted orders"),
+            "{item}"
+        );
+        // one flipped byte near the end of the file (the last order's limit proof)
+        let file = audit_dir.join("matching").join(format!("{round}.result"));
+        let mut bytes = std::fs::read(&file).unwrap();
+        let at = bytes.len() - 40;
+        bytes[at] ^= 1;
+        std::fs::write(&file, &bytes).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_veilgrid"))
+            .env("VEILGRID_LOG", "error")
+            .args(["audit", "verify", &audit_s, "--json"])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "a flipped byte must fail the audit");
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let item = report["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["kind"] == "matching round")
+            .unwrap()
+            .clone();
+        assert_eq!(item["status"], "failed", "{item}");
+        assert_eq!(item["part"], "range proof", "{item}");
     })
     .await
     .unwrap();

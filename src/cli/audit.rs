@@ -118,13 +118,14 @@ async fn fetch(a: FetchArgs) -> Result<(), Error> {
         );
     } else {
         println!(
-            "fetched into {}: log of {} receipts ({} new), {} consistency proofs, {} verifying keys, {} Groth16 proofs{}",
+            "fetched into {}: log of {} receipts ({} new), {} consistency proofs, {} verifying keys, {} Groth16 proofs, {} matching rounds{}",
             a.out.display(),
             summary.tree_size,
             summary.new_entries,
             summary.consistency_bundles,
             summary.keys,
             summary.proofs,
+            summary.matching_rounds,
             if summary.proofs_bound {
                 ""
             } else {

@@ -536,6 +536,8 @@ async fn result(r: RoundArgs) -> Result<(), Error> {
         .result(round, Duration::from_secs(r.wait))
         .await
         .map_err(err)?;
+    // every accepted order's range proofs, against the hash the three nodes signed
+    out.verify_proofs().map_err(err)?;
     let (cross, level, volume) = match out.outcome.result {
         veilgrid_matcher::veilgrid_mpc::ClearingResult::Trade { level, volume } => {
             (true, Some(level), volume)
@@ -547,7 +549,11 @@ async fn result(r: RoundArgs) -> Result<(), Error> {
             "{}",
             json!({"round": r.round, "pair": format!("{}/{}", out.outcome.base, out.outcome.quote),
                    "cross": cross, "level": level, "rate": if cross { Some(out.rate) } else { None },
-                   "volume": volume, "signatures": 3, "dropped": out.dropped.len()})
+                   "volume": volume, "signatures": 3, "dropped": out.dropped.len(),
+                   "range_proofs_verified": out.record.len(),
+                   "drops": out.dropped.iter().zip(&out.drop_reasons)
+                       .map(|(d, r)| json!({"order": String::from_utf8_lossy(d), "reason": r}))
+                       .collect::<Vec<_>>()})
         );
     } else if cross {
         println!(
@@ -560,6 +566,15 @@ async fn result(r: RoundArgs) -> Result<(), Error> {
         );
     } else {
         println!("round {}: no trade; signed by all three nodes", r.round);
+    }
+    if !r.common.json {
+        println!(
+            "range proofs of {} accepted order(s) verified against the signed order-set hash",
+            out.record.len()
+        );
+        for (d, why) in out.dropped.iter().zip(&out.drop_reasons) {
+            println!("dropped {}: {why}", String::from_utf8_lossy(d));
+        }
     }
     Ok(())
 }

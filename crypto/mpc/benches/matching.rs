@@ -18,7 +18,8 @@ use criterion::measurement::{Measurement, ValueFormatter};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use std::time::Duration;
-use veilgrid_mpc::bench_api::prepare_comparisons;
+use veilgrid_mpc::bench_api::{prepare_commitment_check, prepare_comparisons};
+use veilgrid_mpc::binding::verify_statements;
 use veilgrid_mpc::order::share_order_with_rng;
 use veilgrid_mpc::sim::{Traffic, clear_all, collect_and_check, fill_all};
 use veilgrid_mpc::{
@@ -91,13 +92,16 @@ fn auction<M: Measurement + 'static>(c: &mut Criterion<M>) {
             levels,
             mode,
         };
-        let payloads = book(n, levels, n as u64 + levels as u64);
+        // made on first use: every order carries two range proofs, so a book of
+        // 10,000 takes a while, and a filtered run should not pay for it
+        let book_cell = std::cell::OnceCell::new();
+        let payloads = || book_cell.get_or_init(|| book(n, levels, n as u64 + levels as u64));
         let checked = || {
-            collect_and_check(cfg, &keys, &payloads, &mut Traffic::default(), &mut |_| {}).unwrap()
+            collect_and_check(cfg, &keys, payloads(), &mut Traffic::default(), &mut |_| {}).unwrap()
         };
         let report = || {
             let mut ti = Traffic::default();
-            let ch = collect_and_check(cfg, &keys, &payloads, &mut ti, &mut |_| {}).unwrap();
+            let ch = collect_and_check(cfg, &keys, payloads(), &mut ti, &mut |_| {}).unwrap();
             let mut tc = Traffic::default();
             let cl = clear_all(ch, &mut tc, &mut |_| {}).unwrap();
             let result = cl[0].result();
@@ -131,6 +135,71 @@ fn auction<M: Measurement + 'static>(c: &mut Criterion<M>) {
                 |cl| fill_all(cl, &mut Traffic::default(), &mut |_| {}).unwrap(),
                 BatchSize::PerIteration,
             )
+        });
+    }
+    g.finish();
+}
+
+/// The range proofs of `docs/binding.md`: the client's two bounded proofs, a node's
+/// batch verification of 1,000 orders' proofs, the commitment check of 1,000 orders
+/// alone (three parties in one thread), and the whole input phase of 1,000 × 64.
+fn binding<M: Measurement + 'static>(c: &mut Criterion<M>) {
+    let mut g = c.benchmark_group("binding");
+    g.sample_size(10).measurement_time(Duration::from_secs(6));
+    let mut rng = StdRng::seed_from_u64(9);
+    let o = Order {
+        side: Side::Buy,
+        limit: 17,
+        qty: 12_345,
+    };
+    let id = OrderId::new(b"order").unwrap();
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("client_share_and_prove/64", |b| {
+        b.iter(|| share_order_with_rng(ROUND, &id, &o, 64, &mut rng).unwrap())
+    });
+    let n = 1_000;
+    let payloads = book(n, 64, 99);
+    let ids: Vec<OrderId> = payloads.iter().map(|p| p[0].id.clone()).collect();
+    let statements: Vec<_> = payloads.iter().map(|p| p[0].statement.clone()).collect();
+    g.throughput(Throughput::Elements(n as u64));
+    g.bench_function("node_verify_batch/1000", |b| {
+        b.iter(|| {
+            let ok = verify_statements(&ROUND, 64, &ids, &statements);
+            assert!(ok.iter().all(|x| *x));
+        })
+    });
+    let prepared = prepare_commitment_check(n);
+    let (_, t) = prepared.run().unwrap();
+    eprintln!(
+        "commitment check of {n} orders: {} step, {} B/party",
+        t.steps,
+        t.max_bytes_per_party()
+    );
+    g.bench_function("commitment_check_3_parties/1000", |b| {
+        b.iter(|| {
+            let (ok, _) = prepared.run().unwrap();
+            assert!(ok.iter().all(|x| *x));
+        })
+    });
+    let keys = NodeKeys::generate_all();
+    for mode in [SecurityMode::SemiHonest, SecurityMode::Malicious] {
+        let cfg = RoundConfig {
+            round: ROUND,
+            levels: 64,
+            mode,
+        };
+        let mut t = Traffic::default();
+        collect_and_check(cfg, &keys, &payloads, &mut t, &mut |_| {}).unwrap();
+        eprintln!(
+            "input phase {n}x64 {mode:?}: {} steps, {} B/party",
+            t.steps,
+            t.max_bytes_per_party()
+        );
+        g.bench_function(format!("input_phase_3_parties/{mode:?}/1000x64"), |b| {
+            b.iter(|| {
+                collect_and_check(cfg, &keys, &payloads, &mut Traffic::default(), &mut |_| {})
+                    .unwrap()
+            })
         });
     }
     g.finish();
@@ -207,11 +276,11 @@ impl Measurement for CpuTime {
     }
 }
 
-criterion_group!(wall, comparisons, auction);
+criterion_group!(wall, comparisons, auction, binding);
 criterion_group! {
     name = cpu;
     config = Criterion::default().with_measurement(CpuTime);
-    targets = comparisons, auction
+    targets = comparisons, auction, binding
 }
 
 fn main() {

@@ -4,7 +4,7 @@ use crate::compare::ltz;
 use crate::convert::{BitComps, b2a, chain, select};
 use crate::ctx::{Batch, Ctx, SecurityMode};
 use crate::error::Error;
-use crate::order::{LIMIT_SHIFT, QTY_BITS, QTY_SHIFT, limit_bits};
+use crate::order::{QTY_BITS, limit_bits};
 use crate::outcome::ClearingResult;
 use crate::share::{AVec, BVec};
 use crate::verify::verify_gates;
@@ -60,34 +60,28 @@ fn lane(x: &BVec, v: usize) -> BVec {
     }
 }
 
-/// Clearing. `words_a`, `words_b`: this party's components of each order's packed word,
-/// in submission order.
+/// Clearing. `e`: this party's arithmetic sharings of every order's bits, field-major
+/// (side, `m` limit bits, 32 quantity bits, each for the `n` orders in submission order).
 pub(crate) async fn clear(
     ctx: &mut Ctx,
     levels: u32,
-    words_a: &[u64],
-    words_b: &[u64],
+    e: &AVec,
+    n: usize,
 ) -> Result<(ClearingResult, FillState), Error> {
     let me = ctx.me();
-    let n = words_a.len();
     let p = levels as usize;
     let m = limit_bits(levels)?;
     if n == 0 {
         return Ok((ClearingResult::NoTrade, FillState::empty()));
     }
+    if e.len() != n * (1 + m + QTY_BITS) as usize {
+        return Err(Error::State("bit sharings of the book"));
+    }
     let mlo = m / 2;
     let mhi = m - mlo;
     let w = comparison_width(n);
 
-    // 1. The bits of every order, arithmetic: side, m limit bits, 32 quantity bits.
-    let mut bits = BitComps::of_words(words_a, words_b, 0);
-    for t in 0..m {
-        bits.extend(BitComps::of_words(words_a, words_b, LIMIT_SHIFT + t));
-    }
-    for t in 0..QTY_BITS {
-        bits.extend(BitComps::of_words(words_a, words_b, QTY_SHIFT + t));
-    }
-    let e = b2a(ctx, &bits).await?;
+    // 1. The bits of every order (converted at the input check): side, limit, quantity.
     let field = |f: usize| e.slice(f * n..(f + 1) * n);
     let side = field(0);
     let limit: Vec<AVec> = (0..m as usize).map(|t| field(1 + t)).collect();

@@ -93,6 +93,22 @@ pub enum Error {
         /// The other holder.
         b: PartyId,
     },
+    /// A range proof or commitment could not be made or does not verify.
+    #[error("range proof: {0}")]
+    RangeProof(String),
+    /// The commitment check: the two copies of share point `P_component` (from its two
+    /// holders) differ; one of the two parties lied.
+    #[error(
+        "share point P_{component} of the commitment check differs between party {a} and party {b}; one of them deviated"
+    )]
+    CommitmentShareMismatch {
+        /// The share component whose point differs.
+        component: u8,
+        /// One holder.
+        a: PartyId,
+        /// The other holder.
+        b: PartyId,
+    },
     /// The protocol driver was used out of order (a bug in the caller).
     #[error("protocol state: {0}")]
     State(&'static str),

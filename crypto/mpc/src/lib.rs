@@ -7,6 +7,8 @@
 //!   [`node::Checked`] → [`node::Cleared`] → [`node::Filled`]; every phase is a
 //!   [`Running`] state machine that emits [`Message`]s for the two other nodes and
 //!   consumes theirs, so the same code runs in process and over gRPC streams;
+//! * [`binding`]: the range proofs of quantities and limits (client), their batch
+//!   verification and the commitment check that binds them to the shares (nodes);
 //! * [`outcome`]: the public result and its canonical bytes for signing;
 //! * [`plain`]: the auction rule in the clear, the reference for tests;
 //! * [`sim`]: all three nodes in one process.
@@ -16,11 +18,13 @@
 #![doc = include_str!("../docs/multiplication.md")]
 #![doc = include_str!("../docs/adder.md")]
 #![doc = include_str!("../docs/auction.md")]
+#![doc = include_str!("../docs/binding.md")]
 #![doc = include_str!("../docs/security.md")]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod binding;
 mod clearing;
 mod compare;
 mod convert;
@@ -40,15 +44,18 @@ mod transpose;
 mod verify;
 
 #[cfg(test)]
+mod binding_tests;
+#[cfg(test)]
 mod tests;
 
+pub use binding::{OrderStatement, verify_round_record};
 pub use clearing::comparison_width;
 pub use compare::{and_gates_per_comparison, steps_per_comparison};
 pub use ctx::SecurityMode;
 pub use engine::{Running, Step};
 pub use error::Error;
 pub use message::{Message, Phase};
-pub use node::{Checked, Cleared, Collecting, Filled, NodeKeys, RoundConfig};
+pub use node::{Checked, Cleared, Collecting, DropReason, Filled, NodeKeys, RoundConfig};
 pub use order::{FillShare, Order, OrderId, OrderPayload, Side, reconstruct_fill, share_order};
 pub use outcome::{ClearingResult, RoundOutcome};
 pub use party::PartyId;
@@ -58,7 +65,8 @@ pub use verify::{STAT_SECURITY, bucket_parameters};
 /// Benchmark hooks: raw batched comparisons outside an auction.
 pub mod bench_api {
     pub use crate::tests_support::{
-        ComparisonRun, PreparedComparisons, prepare_comparisons, run_comparisons,
+        ComparisonRun, PreparedCommitmentCheck, PreparedComparisons, prepare_commitment_check,
+        prepare_comparisons, run_comparisons,
     };
 }
 mod tests_support;

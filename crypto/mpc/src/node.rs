@@ -3,15 +3,21 @@
 //! caller moves its messages and feeds the replies back, and gets the next typestate
 //! when the phase is over. No step can run out of order, none does I/O.
 
+use crate::binding::{BlindingShares, OrderStatement, check_commitments, verify_statements};
 use crate::clearing::{FillState, clear, fills};
+use crate::convert::{BitComps, b2a};
 use crate::ctx::{Core, Ctx, GateLog, SecurityMode};
 use crate::engine::{Chan, Running, Step};
 use crate::error::Error;
 use crate::message::Phase;
-use crate::order::{FillShare, OrderId, OrderPayload, limit_bits};
-use crate::outcome::{ClearingResult, RoundOutcome, order_set_hash};
+use crate::order::{
+    FillShare, LIMIT_SHIFT, OrderId, OrderPayload, QTY_BITS, QTY_SHIFT, limit_bits,
+};
+use crate::outcome::{ClearingResult, RoundOutcome, accepted_set_hash, order_set_hash};
 use crate::party::PartyId;
 use crate::prf::{PairSeed, PrfPair, PrfStream};
+use crate::share::AVec;
+use crate::verify::verify_gates;
 use std::collections::HashSet;
 use zeroize::Zeroize;
 
@@ -88,6 +94,8 @@ pub struct Collecting {
     keys: NodeKeys,
     ids: Vec<OrderId>,
     comps: Vec<[u64; 2]>,
+    blinds: Vec<BlindingShares>,
+    statements: Vec<OrderStatement>,
     seen: HashSet<OrderId>,
     /// Submission sequence number of each order (the book is sorted by it at close).
     seqs: Vec<u64>,
@@ -115,6 +123,8 @@ impl Collecting {
             keys: keys.clone(),
             ids: Vec::new(),
             comps: Vec::new(),
+            blinds: Vec::new(),
+            statements: Vec::new(),
             seen: HashSet::new(),
             seqs: Vec::new(),
             seqs_seen: HashSet::new(),
@@ -160,18 +170,25 @@ impl Collecting {
         self.seen.insert(payload.id.clone());
         self.ids.push(payload.id.clone());
         self.comps.push(payload.comps());
+        self.blinds.push(payload.blinding().clone());
+        self.statements.push(payload.statement.clone());
         self.seqs.push(seq);
         Ok(())
     }
 
-    /// The orders in sequence order (ids and share components, permuted together).
-    fn into_sorted(mut self) -> (RoundConfig, NodeKeys, Vec<OrderId>, Vec<[u64; 2]>) {
+    /// The orders in sequence order (ids, share components, blinding shares and
+    /// statements, permuted together).
+    fn into_sorted(mut self) -> (RoundConfig, NodeKeys, Book) {
         let mut perm: Vec<usize> = (0..self.ids.len()).collect();
         perm.sort_by_key(|&i| self.seqs[i]);
-        let ids = perm.iter().map(|&i| self.ids[i].clone()).collect();
-        let comps = perm.iter().map(|&i| self.comps[i]).collect();
+        let book = Book {
+            ids: perm.iter().map(|&i| self.ids[i].clone()).collect(),
+            comps: perm.iter().map(|&i| self.comps[i]).collect(),
+            blinds: perm.iter().map(|&i| self.blinds[i].clone()).collect(),
+            statements: perm.iter().map(|&i| self.statements[i].clone()).collect(),
+        };
         self.comps.zeroize();
-        (self.cfg, self.keys.clone(), ids, comps)
+        (self.cfg, self.keys.clone(), book)
     }
 
     /// Decode and add an order share (the plaintext of the sealed payload).
@@ -191,25 +208,30 @@ impl Collecting {
         self.ids.is_empty()
     }
 
-    /// Close the book and start the input check (3 steps): the three nodes compare the
-    /// order lists, then the two holders of every share component compare their copies;
-    /// orders with any disagreement are dropped by all nodes.
+    /// Close the book and start the input check (6 steps; more in malicious mode): the
+    /// three nodes compare the order lists; each verifies every order's range proofs
+    /// (one batch); the two holders of every share component compare their copies and
+    /// all compare digests of the public statements; orders with any disagreement or
+    /// a failing proof are dropped by all nodes. Then the bits are converted to
+    /// arithmetic sharings (gates checked in malicious mode) and the commitment check
+    /// drops every order whose shared quantity or limit is not its committed value
+    /// (`docs/binding.md`).
     pub fn close(self) -> Result<Step<Checked>, Error> {
-        let (cfg, keys, ids, comps) = self.into_sorted();
+        let (cfg, keys, book) = self.into_sorted();
         let me = keys.me;
         let core = keys.core(cfg.round, cfg.mode);
         let (chan, slot) = Chan::new();
         let fut = async move {
             let mut ctx = Ctx::new(core, chan, Phase::Inputs);
-            let (accepted, dropped, words_a, words_b) = check_inputs(&mut ctx, ids, comps).await?;
-            let hash = order_set_hash(&accepted);
+            let c = check_inputs(&mut ctx, cfg.levels, book).await?;
+            let hash = accepted_set_hash(c.ids.iter().zip(&c.statements));
             Ok(Checked {
                 core: ctx.into_core(),
                 cfg,
-                ids: accepted,
-                dropped,
-                words_a,
-                words_b,
+                ids: c.ids,
+                statements: c.statements,
+                dropped: c.dropped,
+                bits: c.bits,
                 hash,
             })
         };
@@ -217,14 +239,84 @@ impl Collecting {
     }
 }
 
-type InputCheck = (Vec<OrderId>, Vec<OrderId>, Vec<u64>, Vec<u64>);
-
-async fn check_inputs(
-    ctx: &mut Ctx,
+/// The sorted book at close.
+struct Book {
     ids: Vec<OrderId>,
-    mut comps: Vec<[u64; 2]>,
-) -> Result<InputCheck, Error> {
+    comps: Vec<[u64; 2]>,
+    blinds: Vec<BlindingShares>,
+    statements: Vec<OrderStatement>,
+}
+
+impl Drop for Book {
+    fn drop(&mut self) {
+        self.comps.zeroize();
+    }
+}
+
+/// Why every node dropped an order at the input check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DropReason {
+    /// The two holders of a share component (word or blinding) disagree, or the nodes
+    /// received different public statements: an inconsistent client, or a node that
+    /// lied about its copy.
+    InconsistentSharing,
+    /// A range proof does not verify (or does not decode) for its commitment.
+    InvalidRangeProof,
+    /// The shared quantity or limit is not the committed value.
+    CommitmentMismatch,
+}
+
+impl std::fmt::Display for DropReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DropReason::InconsistentSharing => "inconsistent sharing",
+            DropReason::InvalidRangeProof => "range proof does not verify",
+            DropReason::CommitmentMismatch => "shared value is not the committed value",
+        })
+    }
+}
+
+/// Words per order per direction in the copy check: word component, the quantity
+/// and limit blinding components (4 words each), the statement digest (4 words).
+const COPY_WORDS: usize = 13;
+
+struct InputCheck {
+    ids: Vec<OrderId>,
+    statements: Vec<OrderStatement>,
+    dropped: Vec<(OrderId, DropReason)>,
+    bits: AVec,
+}
+
+fn bitmap(n: usize, bad: impl Fn(usize) -> bool) -> Vec<u64> {
+    let mut m = vec![0u64; n.div_ceil(64)];
+    for k in 0..n {
+        if bad(k) {
+            m[k / 64] |= 1 << (k % 64);
+        }
+    }
+    m
+}
+
+fn bit(m: &[u64], k: usize) -> bool {
+    m[k / 64] >> (k % 64) & 1 == 1
+}
+
+/// Keep elements `keep` of every field of a field-major vector of `n` orders.
+fn filter_fields(e: &AVec, n: usize, keep: &[usize]) -> AVec {
+    let fields = e.len().checked_div(n).unwrap_or(0);
+    let mut out = AVec::zeros(0);
+    for f in 0..fields {
+        let (a, b) = (&e.a[f * n..(f + 1) * n], &e.b[f * n..(f + 1) * n]);
+        out.a.extend(keep.iter().map(|&k| a[k]));
+        out.b.extend(keep.iter().map(|&k| b[k]));
+    }
+    out
+}
+
+async fn check_inputs(ctx: &mut Ctx, levels: u32, book: Book) -> Result<InputCheck, Error> {
     let me = ctx.me();
+    let round = ctx.core.round;
+    let ids = book.ids.clone();
     let h = order_set_hash(&ids);
     let hw: Vec<u64> = h
         .chunks_exact(8)
@@ -238,56 +330,143 @@ async fn check_inputs(
         return Err(Error::OrderSetMismatch { with: me.next() });
     }
     let n = ids.len();
-    // my first component is the predecessor's second, my second the successor's first
-    let mine_a: Vec<u64> = comps.iter().map(|c| c[0]).collect();
-    let mine_b: Vec<u64> = comps.iter().map(|c| c[1]).collect();
-    comps.zeroize();
-    let (pb, na) = ctx.exchange(mine_a.clone(), mine_b.clone(), n, n).await?;
-    let nw = n.div_ceil(64);
-    let mut bad = vec![0u64; nw];
+    // every node verifies every statement (one batch); honest nodes agree on the result
+    let proofs_ok = verify_statements(&round, levels, &ids, &book.statements);
+    // my first components are the predecessor's second ones, my second the successor's
+    // first; the statement digests must be the same everywhere
+    let mut mine_a = Vec::with_capacity(COPY_WORDS * n);
+    let mut mine_b = Vec::with_capacity(COPY_WORDS * n);
     for k in 0..n {
-        if pb[k] != mine_a[k] || na[k] != mine_b[k] {
-            bad[k / 64] |= 1 << (k % 64);
-        }
+        let [mut wq, mut wl] = book.blinds[k].words();
+        let d = book.statements[k].digest();
+        let dw = d
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]));
+        mine_a.push(book.comps[k][0]);
+        mine_a.extend_from_slice(&wq[..4]);
+        mine_a.extend_from_slice(&wl[..4]);
+        mine_a.extend(dw.clone());
+        mine_b.push(book.comps[k][1]);
+        mine_b.extend_from_slice(&wq[4..]);
+        mine_b.extend_from_slice(&wl[4..]);
+        mine_b.extend(dw);
+        wq.zeroize();
+        wl.zeroize();
     }
-    let (bp, bn) = ctx.exchange(bad.clone(), bad.clone(), nw, nw).await?;
-    for k in 0..nw {
-        bad[k] |= bp[k] | bn[k];
+    let (mut pb, mut na) = ctx
+        .exchange(
+            mine_a.clone(),
+            mine_b.clone(),
+            COPY_WORDS * n,
+            COPY_WORDS * n,
+        )
+        .await?;
+    let copy_bad = bitmap(n, |k| {
+        let r = COPY_WORDS * k..COPY_WORDS * (k + 1);
+        pb[r.clone()] != mine_a[r.clone()] || na[r.clone()] != mine_b[r]
+    });
+    mine_a.zeroize();
+    mine_b.zeroize();
+    pb.zeroize();
+    na.zeroize();
+    let proof_bad = bitmap(n, |k| !proofs_ok[k]);
+    let nw = n.div_ceil(64);
+    let mut flags = copy_bad;
+    flags.extend_from_slice(&proof_bad);
+    let (bp, bn) = ctx
+        .exchange(flags.clone(), flags.clone(), 2 * nw, 2 * nw)
+        .await?;
+    for k in 0..2 * nw {
+        flags[k] |= bp[k] | bn[k];
     }
-    let mut accepted = Vec::with_capacity(n);
+    let (copy_bad, proof_bad) = flags.split_at(nw);
     let mut dropped = Vec::new();
-    let mut wa = Vec::with_capacity(n);
-    let mut wb = Vec::with_capacity(n);
-    for (k, id) in ids.into_iter().enumerate() {
-        if bad[k / 64] >> (k % 64) & 1 == 1 {
-            dropped.push(id);
+    let mut kept = Vec::with_capacity(n);
+    for (k, id) in ids.iter().enumerate() {
+        if bit(copy_bad, k) {
+            dropped.push((id.clone(), DropReason::InconsistentSharing));
+        } else if bit(proof_bad, k) {
+            dropped.push((id.clone(), DropReason::InvalidRangeProof));
         } else {
-            accepted.push(id);
-            wa.push(mine_a[k]);
-            wb.push(mine_b[k]);
+            kept.push(k);
         }
     }
-    Ok((accepted, dropped, wa, wb))
+    let wa: Vec<u64> = kept.iter().map(|&k| book.comps[k][0]).collect();
+    let wb: Vec<u64> = kept.iter().map(|&k| book.comps[k][1]).collect();
+    let blinds: Vec<BlindingShares> = kept.iter().map(|&k| book.blinds[k].clone()).collect();
+    let statements: Vec<OrderStatement> =
+        kept.iter().map(|&k| book.statements[k].clone()).collect();
+    let kept_ids: Vec<OrderId> = kept.iter().map(|&k| ids[k].clone()).collect();
+
+    // the bits of every order, arithmetic: side, m limit bits, 32 quantity bits
+    let m = limit_bits(levels)?;
+    let nk = kept.len();
+    let mut bits = BitComps::of_words(&wa, &wb, 0);
+    for t in 0..m {
+        bits.extend(BitComps::of_words(&wa, &wb, LIMIT_SHIFT + t));
+    }
+    for t in 0..QTY_BITS {
+        bits.extend(BitComps::of_words(&wa, &wb, QTY_SHIFT + t));
+    }
+    let mut wa = wa;
+    let mut wb = wb;
+    wa.zeroize();
+    wb.zeroize();
+    let e = b2a(ctx, &bits).await?;
+    drop(bits);
+    // malicious mode: the conversion's gates are checked before anything depends on them
+    verify_gates(ctx).await?;
+    let field = |f: usize| e.slice(f * nk..(f + 1) * nk);
+    let mut q = AVec::zeros(nk);
+    for t in 0..QTY_BITS as usize {
+        q = q.add(&field(1 + m as usize + t).scale(1u64 << t));
+    }
+    let mut l = AVec::zeros(nk);
+    for t in 0..m as usize {
+        l = l.add(&field(1 + t).scale(1u64 << t));
+    }
+    let ok = check_commitments(ctx, &q, &l, &blinds, &statements).await?;
+    let mut keep = Vec::with_capacity(nk);
+    let mut out_ids = Vec::with_capacity(nk);
+    let mut out_st = Vec::with_capacity(nk);
+    for (j, (id, st)) in kept_ids.into_iter().zip(statements).enumerate() {
+        if ok[j] {
+            keep.push(j);
+            out_ids.push(id);
+            out_st.push(st);
+        } else {
+            dropped.push((id, DropReason::CommitmentMismatch));
+        }
+    }
+    // report drops in submission order
+    let pos: std::collections::HashMap<&OrderId, usize> =
+        ids.iter().enumerate().map(|(k, id)| (id, k)).collect();
+    dropped.sort_by_key(|(id, _)| pos.get(id).copied().unwrap_or(usize::MAX));
+    let bits = if keep.len() == nk {
+        e
+    } else {
+        filter_fields(&e, nk, &keep)
+    };
+    Ok(InputCheck {
+        ids: out_ids,
+        statements: out_st,
+        dropped,
+        bits,
+    })
 }
 
-/// Phase 1 done: the orders every node accepted, and those dropped because the two
-/// holders of one of their share components disagreed (an inconsistent client sharing,
-/// or a node that lied about its copy).
+/// Phase 1 done: the orders every node accepted (their statements verified, their
+/// shares consistent and equal to the committed values), the dropped ones with the
+/// reason, and the arithmetic sharings of every accepted order's bits.
 pub struct Checked {
     core: Core,
     cfg: RoundConfig,
     ids: Vec<OrderId>,
-    dropped: Vec<OrderId>,
-    words_a: Vec<u64>,
-    words_b: Vec<u64>,
+    statements: Vec<OrderStatement>,
+    dropped: Vec<(OrderId, DropReason)>,
+    /// Field-major: side, `m` limit bits, 32 quantity bits, each for all orders.
+    bits: AVec,
     hash: [u8; 32],
-}
-
-impl Drop for Checked {
-    fn drop(&mut self) {
-        self.words_a.zeroize();
-        self.words_b.zeroize();
-    }
 }
 
 impl std::fmt::Debug for Checked {
@@ -307,12 +486,23 @@ impl Checked {
         &self.ids
     }
 
-    /// Dropped orders.
-    pub fn dropped(&self) -> &[OrderId] {
+    /// The public statements (commitments and range proofs) of the accepted orders.
+    pub fn statements(&self) -> &[OrderStatement] {
+        &self.statements
+    }
+
+    /// Dropped orders, in submission order.
+    pub fn dropped(&self) -> Vec<OrderId> {
+        self.dropped.iter().map(|(i, _)| i.clone()).collect()
+    }
+
+    /// Dropped orders with the reason.
+    pub fn drop_reasons(&self) -> &[(OrderId, DropReason)] {
         &self.dropped
     }
 
-    /// Hash of the accepted order list (goes into the signed outcome).
+    /// Hash of the accepted orders and their statements ([`accepted_set_hash`]; goes
+    /// into the signed outcome).
     pub fn order_set_hash(&self) -> [u8; 32] {
         self.hash
     }
@@ -322,24 +512,21 @@ impl Checked {
         let me = self.core.me;
         let cfg = self.cfg;
         let ids = std::mem::take(&mut self.ids);
+        let statements = std::mem::take(&mut self.statements);
         let dropped = std::mem::take(&mut self.dropped);
-        let words_a = std::mem::take(&mut self.words_a);
-        let words_b = std::mem::take(&mut self.words_b);
+        let bits = std::mem::take(&mut self.bits);
         let hash = self.hash;
         let core = take_core(&mut self.core);
         let (chan, slot) = Chan::new();
         let fut = async move {
             let mut ctx = Ctx::new(core, chan, Phase::Clearing);
-            let mut words_a = words_a;
-            let mut words_b = words_b;
-            let r = clear(&mut ctx, cfg.levels, &words_a, &words_b).await;
-            words_a.zeroize();
-            words_b.zeroize();
-            let (result, state) = r?;
+            let (result, state) = clear(&mut ctx, cfg.levels, &bits, ids.len()).await?;
+            drop(bits);
             Ok(Cleared {
                 core: ctx.into_core(),
                 cfg,
                 ids,
+                statements,
                 dropped,
                 hash,
                 result,
@@ -375,7 +562,8 @@ pub struct Cleared {
     core: Core,
     cfg: RoundConfig,
     ids: Vec<OrderId>,
-    dropped: Vec<OrderId>,
+    statements: Vec<OrderStatement>,
+    dropped: Vec<(OrderId, DropReason)>,
     hash: [u8; 32],
     result: ClearingResult,
     state: FillState,
@@ -394,8 +582,24 @@ impl Cleared {
     }
 
     /// Orders dropped at the input check.
-    pub fn dropped(&self) -> &[OrderId] {
+    pub fn dropped(&self) -> Vec<OrderId> {
+        self.dropped.iter().map(|(i, _)| i.clone()).collect()
+    }
+
+    /// Orders dropped at the input check, with the reason.
+    pub fn drop_reasons(&self) -> &[(OrderId, DropReason)] {
         &self.dropped
+    }
+
+    /// The public record of the accepted orders, in submission order: id and statement
+    /// (commitments and range proofs). It hashes to the outcome's `order_set_hash`;
+    /// an auditor checks it with [`crate::binding::verify_round_record`].
+    pub fn public_record(&self) -> Vec<(OrderId, OrderStatement)> {
+        self.ids
+            .iter()
+            .cloned()
+            .zip(self.statements.iter().cloned())
+            .collect()
     }
 
     /// The public outcome to sign, for the pair `base`/`quote`.

@@ -8,6 +8,10 @@
 //! by construction: whatever a client puts in the word, the nodes read a side bit, a
 //! limit below `2^m` and a quantity below `2^32`.
 
+use crate::binding::{
+    BLINDING_SHARES_LEN, BlindingShares, MAX_QTY, MAX_STATEMENT_LEN, OrderStatement,
+    commit_and_prove,
+};
 use crate::error::Error;
 use crate::party::PartyId;
 use rand::{CryptoRng, RngCore};
@@ -120,8 +124,7 @@ impl fmt::Debug for OrderId {
     }
 }
 
-/// A pair of share components addressed to one node: what a client seals to node `i`
-/// (an order share) or what node `i` seals to an order's owner (a fill share).
+/// A pair of share components: what node `i` seals to an order's owner (a fill share).
 #[derive(Clone, PartialEq, Eq)]
 pub struct SharePayload {
     /// The auction round.
@@ -133,10 +136,109 @@ pub struct SharePayload {
     comps: [u64; 2],
 }
 
-/// The share of an order that a client sends (sealed) to one node.
-pub type OrderPayload = SharePayload;
 /// The share of a fill that a node sends (sealed) to the order's owner.
 pub type FillShare = SharePayload;
+
+/// What a client sends (sealed) to one node: its pair of word components, its pair
+/// of blinding shares (secret) and the order's public statement — the commitments
+/// `C_q`, `C_l` and their range proofs, the same for all three nodes.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OrderPayload {
+    /// The auction round.
+    pub round: [u8; 16],
+    /// The order.
+    pub id: OrderId,
+    /// The node this share is for.
+    pub party: PartyId,
+    comps: [u64; 2],
+    blind: BlindingShares,
+    /// The public commitments and range proofs.
+    pub statement: OrderStatement,
+}
+
+impl Drop for OrderPayload {
+    fn drop(&mut self) {
+        self.comps.zeroize();
+    }
+}
+
+impl fmt::Debug for OrderPayload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "OrderPayload(order {}, party {}, {:?}, <secret>)",
+            self.id, self.party, self.statement
+        )
+    }
+}
+
+/// Longest encoded order payload.
+pub const MAX_ORDER_PAYLOAD_LEN: usize =
+    4 + 1 + 16 + 1 + 1 + MAX_ORDER_ID_LEN + 16 + BLINDING_SHARES_LEN + MAX_STATEMENT_LEN;
+
+impl OrderPayload {
+    pub(crate) fn comps(&self) -> [u64; 2] {
+        self.comps
+    }
+
+    pub(crate) fn blinding(&self) -> &BlindingShares {
+        &self.blind
+    }
+
+    /// `"VGMO" | version 2 | round [16] | party u8 | id len u8 | id | 2 × u64 |
+    /// blinding shares [128] | statement` (what the client seals to the node).
+    pub fn order_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(MAX_ORDER_PAYLOAD_LEN);
+        out.extend_from_slice(ORDER_TAG);
+        out.push(2);
+        out.extend_from_slice(&self.round);
+        out.push(self.party.as_u8());
+        out.push(self.id.0.len() as u8);
+        out.extend_from_slice(&self.id.0);
+        out.extend_from_slice(&self.comps[0].to_le_bytes());
+        out.extend_from_slice(&self.comps[1].to_le_bytes());
+        out.extend_from_slice(&self.blind.to_bytes());
+        out.extend_from_slice(&self.statement.to_bytes());
+        out
+    }
+
+    /// Decode an order share (size-limited).
+    pub fn from_order_bytes(bytes: &[u8]) -> Result<Self, Error> {
+        if bytes.len() > MAX_ORDER_PAYLOAD_LEN || bytes.len() < 24 {
+            return Err(Error::Malformed("order payload length"));
+        }
+        if &bytes[..4] != ORDER_TAG || bytes[4] != 2 {
+            return Err(Error::Malformed("order payload tag or version"));
+        }
+        let mut round = [0u8; 16];
+        round.copy_from_slice(&bytes[5..21]);
+        let party = PartyId::new(bytes[21]).map_err(|_| Error::Malformed("order payload party"))?;
+        let idlen = bytes[22] as usize;
+        let fixed = 23 + idlen + 16 + BLINDING_SHARES_LEN;
+        if bytes.len() < fixed {
+            return Err(Error::Malformed("order payload length"));
+        }
+        let id = OrderId::new(&bytes[23..23 + idlen])
+            .map_err(|_| Error::Malformed("order payload id"))?;
+        let rest = &bytes[23 + idlen..];
+        let word = |o: usize| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&rest[o..o + 8]);
+            u64::from_le_bytes(b)
+        };
+        let comps = [word(0), word(8)];
+        let blind = BlindingShares::from_bytes(&rest[16..16 + BLINDING_SHARES_LEN])?;
+        let statement = OrderStatement::from_bytes(&rest[16 + BLINDING_SHARES_LEN..])?;
+        Ok(OrderPayload {
+            round,
+            id,
+            party,
+            comps,
+            blind,
+            statement,
+        })
+    }
+}
 
 impl Drop for SharePayload {
     fn drop(&mut self) {
@@ -156,7 +258,7 @@ impl fmt::Debug for SharePayload {
 
 const ORDER_TAG: &[u8; 4] = b"VGMO";
 const FILL_TAG: &[u8; 4] = b"VGMF";
-/// Longest encoded payload.
+/// Longest encoded fill share.
 pub const MAX_PAYLOAD_LEN: usize = 4 + 1 + 16 + 1 + 1 + MAX_ORDER_ID_LEN + 16;
 
 impl SharePayload {
@@ -167,10 +269,6 @@ impl SharePayload {
             party,
             comps,
         }
-    }
-
-    pub(crate) fn comps(&self) -> [u64; 2] {
-        self.comps
     }
 
     fn encode(&self, tag: &[u8; 4]) -> Vec<u8> {
@@ -216,16 +314,6 @@ impl SharePayload {
         })
     }
 
-    /// Encoding of an order share (what the client seals to the node).
-    pub fn order_bytes(&self) -> Vec<u8> {
-        self.encode(ORDER_TAG)
-    }
-
-    /// Decode an order share (size-limited).
-    pub fn from_order_bytes(bytes: &[u8]) -> Result<Self, Error> {
-        Self::decode(bytes, ORDER_TAG)
-    }
-
     /// Encoding of a fill share (what the node seals to the owner).
     pub fn fill_bytes(&self) -> Vec<u8> {
         self.encode(FILL_TAG)
@@ -256,27 +344,57 @@ pub fn share_order_with_rng<R: RngCore + CryptoRng>(
     rng: &mut R,
 ) -> Result<[OrderPayload; 3], Error> {
     order.validate(levels)?;
-    Ok(share_word(round, id, order.pack(), rng))
+    share_with_statement(
+        round,
+        id,
+        order.pack(),
+        (order.qty, u64::from(order.limit)),
+        levels,
+        ((1, MAX_QTY), (0, u64::from(levels - 1))),
+        rng,
+    )
 }
 
-/// XOR-share a packed word without validation (also used by tests to play a
-/// misbehaving client).
-pub(crate) fn share_word<R: RngCore + CryptoRng>(
+/// XOR-share a packed word and attach a statement about `committed = (q, ℓ)` proved
+/// for `bounds = ((q_min, q_max), (ℓ_min, ℓ_max))` — no validation, and nothing
+/// forces the word to hold the committed values (tests use this to play a
+/// misbehaving client; [`share_order_with_rng`] is the honest client).
+pub(crate) fn share_with_statement<R: RngCore + CryptoRng>(
     round: [u8; 16],
     id: &OrderId,
     mut word: u64,
+    committed: (u64, u64),
+    levels: u32,
+    bounds: ((u64, u64), (u64, u64)),
     rng: &mut R,
-) -> [OrderPayload; 3] {
+) -> Result<[OrderPayload; 3], Error> {
+    let (statement, blind) = commit_and_prove(&round, id, committed, levels, bounds, rng)?;
+    let mut c = xor_share(word, rng);
+    word.zeroize();
+    let [b0, b1, b2] = blind;
+    let mut blind = [Some(b0), Some(b1), Some(b2)];
+    let mut out = Vec::with_capacity(3);
+    for p in PartyId::ALL {
+        let i = p.index();
+        out.push(OrderPayload {
+            round,
+            id: id.clone(),
+            party: p,
+            comps: [c[i], c[(i + 1) % 3]],
+            blind: blind[i].take().ok_or(Error::State("blinding shares"))?,
+            statement: statement.clone(),
+        });
+    }
+    c.zeroize();
+    out.try_into()
+        .map_err(|_| Error::State("three order payloads"))
+}
+
+/// `[w_0, w_1, w ⊕ w_0 ⊕ w_1]` with `w_0`, `w_1` uniform.
+fn xor_share<R: RngCore + CryptoRng>(word: u64, rng: &mut R) -> [u64; 3] {
     let w0 = rng.next_u64();
     let w1 = rng.next_u64();
-    let mut c = [w0, w1, word ^ w0 ^ w1];
-    word.zeroize();
-    let out = PartyId::ALL.map(|p| {
-        let i = p.index();
-        SharePayload::new(round, id.clone(), p, [c[i], c[(i + 1) % 3]])
-    });
-    c.zeroize();
-    out
+    [w0, w1, word ^ w0 ^ w1]
 }
 
 /// Reconstruct a fill from the three shares the nodes sent to the owner: each share
@@ -420,12 +538,16 @@ mod tests {
         assert_ne!(p[0].comps, q[0].comps, "fresh randomness per sharing");
         for s in &p {
             let b = s.order_bytes();
-            assert_eq!(SharePayload::from_order_bytes(&b).unwrap(), *s);
+            assert_eq!(OrderPayload::from_order_bytes(&b).unwrap(), *s);
             assert!(SharePayload::from_fill_bytes(&b).is_err());
-            assert!(SharePayload::from_order_bytes(&b[..b.len() - 1]).is_err());
+            assert!(OrderPayload::from_order_bytes(&b[..b.len() - 1]).is_err());
             let mut long = b.clone();
             long.push(0);
-            assert!(SharePayload::from_order_bytes(&long).is_err());
+            assert!(OrderPayload::from_order_bytes(&long).is_err());
+            // the statement is the same for all nodes, the blinding shares are not printed
+            assert_eq!(s.statement, p[0].statement);
+            assert!(format!("{s:?}").contains("<secret>"));
+            assert!(!format!("{:?}", s.blinding()).contains(&hex::encode(s.blinding().qty[0])));
         }
         assert!(!format!("{:?}", p[0]).contains(&p[0].comps[0].to_string()));
     }
@@ -434,7 +556,7 @@ mod tests {
     fn one_nodes_pair_is_uniform_whatever_the_order() {
         // Node 0 sees (w_0, w_1) and node 1 sees (w_1, w_2): over many sharings of one
         // fixed order every bit of what a node sees is balanced.
-        let id = OrderId::new(b"u").unwrap();
+
         let o = Order {
             side: Side::Buy,
             limit: 0,
@@ -443,13 +565,9 @@ mod tests {
         let n = 4000;
         let mut ones = [[0u32; 64]; 4];
         for _ in 0..n {
-            let p = share_order([0; 16], &id, &o, 64).unwrap();
-            let seen = [
-                p[0].comps[0],
-                p[0].comps[1],
-                p[1].comps[1],
-                p[2].comps[0] ^ p[2].comps[1],
-            ];
+            // the same sharing as `share_order` (without its proofs, which are slow)
+            let c = xor_share(o.pack(), &mut rand::rngs::OsRng);
+            let seen = [c[0], c[1], c[2], c[2] ^ c[0]];
             for (k, w) in seen.iter().enumerate() {
                 for t in 0..64 {
                     ones[k][t] += ((w >> t) & 1) as u32;

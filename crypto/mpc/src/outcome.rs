@@ -6,6 +6,7 @@
 //! ```
 //! (integers little-endian; `level` and `volume` are 0 when there is no trade).
 
+use crate::binding::OrderStatement;
 use crate::error::Error;
 use crate::order::OrderId;
 use sha2::{Digest, Sha256};
@@ -37,7 +38,7 @@ pub struct RoundOutcome {
     pub levels: u32,
     /// `k*` and `V`, or no trade.
     pub result: ClearingResult,
-    /// [`order_set_hash`] of the orders that took part.
+    /// [`accepted_set_hash`] of the orders that took part and their statements.
     pub order_set_hash: [u8; 32],
 }
 
@@ -55,6 +56,25 @@ pub fn order_set_hash<'a>(ids: impl IntoIterator<Item = &'a OrderId>) -> [u8; 32
     for id in ids {
         h.update([id.as_bytes().len() as u8]);
         h.update(id.as_bytes());
+    }
+    h.finalize().into()
+}
+
+/// `SHA-256("veilgrid/match/orders/v2" ‖ count u32 ‖ (len u8 ‖ id ‖ statement digest)*)`
+/// over the accepted orders of a round, in submission order, with the digest of each
+/// order's public statement (commitments and range proofs): the `order_set_hash` of
+/// the signed outcome, so the signatures cover the round's public record.
+pub fn accepted_set_hash<'a>(
+    orders: impl IntoIterator<Item = (&'a OrderId, &'a OrderStatement)>,
+) -> [u8; 32] {
+    let orders: Vec<(&OrderId, &OrderStatement)> = orders.into_iter().collect();
+    let mut h = Sha256::new();
+    h.update(b"veilgrid/match/orders/v2");
+    h.update((orders.len() as u32).to_le_bytes());
+    for (id, st) in orders {
+        h.update([id.as_bytes().len() as u8]);
+        h.update(id.as_bytes());
+        h.update(st.digest());
     }
     h.finalize().into()
 }

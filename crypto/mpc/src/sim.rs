@@ -122,6 +122,12 @@ pub struct RoundRun {
     pub fill_shares: [Vec<FillShare>; 3],
     /// Orders dropped at the input check.
     pub dropped: Vec<crate::order::OrderId>,
+    /// The same with the reason.
+    pub drop_reasons: Vec<(crate::order::OrderId, crate::node::DropReason)>,
+    /// The public record: accepted orders and their statements (commitments, proofs).
+    pub record: Vec<(crate::order::OrderId, crate::binding::OrderStatement)>,
+    /// The order-set hash of the signed outcome (covers the record).
+    pub order_set_hash: [u8; 32],
     /// Traffic of the input check.
     pub inputs: Traffic,
     /// Traffic of the clearing.
@@ -192,19 +198,28 @@ pub fn run_round_with(
 ) -> Result<RoundRun, PartyErrors> {
     let mut inputs = Traffic::default();
     let checked = collect_and_check(cfg, keys, payloads, &mut inputs, tamper)?;
-    let dropped = checked[0].dropped().to_vec();
+    let dropped = checked[0].dropped();
+    let drop_reasons = checked[0].drop_reasons().to_vec();
+    let order_set_hash = checked[0].order_set_hash();
+    if checked.iter().any(|c| c.order_set_hash() != order_set_hash) {
+        return Err(Error::State("nodes disagree on the accepted orders").into());
+    }
     let mut clearing = Traffic::default();
     let cleared = clear_all(checked, &mut clearing, tamper)?;
     let result = cleared[0].result();
     if cleared.iter().any(|c| c.result() != result) {
         return Err(Error::State("nodes disagree on the result").into());
     }
+    let record = cleared[0].public_record();
     let mut fills = Traffic::default();
     let [f0, f1, f2] = fill_all(cleared, &mut fills, tamper)?;
     Ok(RoundRun {
         result,
         fill_shares: [f0.into_shares(), f1.into_shares(), f2.into_shares()],
         dropped,
+        drop_reasons,
+        record,
+        order_set_hash,
         inputs,
         clearing,
         fills,

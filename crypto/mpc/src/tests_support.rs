@@ -118,3 +118,67 @@ pub fn run_comparisons(
 ) -> Result<ComparisonRun, PartyErrors> {
     prepare_comparisons(values, w, mode).run()
 }
+
+/// Shared inputs of the commitment check alone (the sharing is kept out of the
+/// measurements): `n` orders with random quantities and limits, their commitments
+/// and replicated blinding shares.
+pub struct PreparedCommitmentCheck {
+    q: [AVec; 3],
+    l: [AVec; 3],
+    blinds: [Vec<crate::binding::BlindingShares>; 3],
+    statements: Vec<crate::binding::OrderStatement>,
+}
+
+/// Prepare the commitment check of `n` honest orders (no range proofs: the check
+/// does not read them).
+pub fn prepare_commitment_check(n: usize) -> PreparedCommitmentCheck {
+    use crate::binding::{BlindingShares, OrderStatement};
+    use curve25519_dalek::scalar::Scalar;
+    use veilgrid_zk::range::{Blinding, Commitment};
+    let mut rng = rand::rngs::OsRng;
+    let qs: Vec<u64> = (0..n).map(|_| 1 + rng.next_u64() % 100_000).collect();
+    let ls: Vec<u64> = (0..n).map(|_| rng.next_u64() % 64).collect();
+    let mut blinds: [Vec<BlindingShares>; 3] = Default::default();
+    let mut statements = Vec::with_capacity(n);
+    for k in 0..n {
+        let mut split = |v: u64| {
+            let r = Scalar::random(&mut rng);
+            let (a, b) = (Scalar::random(&mut rng), Scalar::random(&mut rng));
+            let c = Commitment::commit(
+                v,
+                &Blinding::from_bytes(&r.to_bytes()).unwrap_or_else(|_| Blinding::zero()),
+            );
+            (c, [a, b, r - a - b])
+        };
+        let (cq, sq) = split(qs[k]);
+        let (cl, sl) = split(ls[k]);
+        for i in 0..3 {
+            blinds[i].push(BlindingShares {
+                qty: [sq[i].to_bytes(), sq[(i + 1) % 3].to_bytes()],
+                limit: [sl[i].to_bytes(), sl[(i + 1) % 3].to_bytes()],
+            });
+        }
+        statements.push(OrderStatement::commitments_only(cq, cl));
+    }
+    PreparedCommitmentCheck {
+        q: share_arith(&qs),
+        l: share_arith(&ls),
+        blinds,
+        statements,
+    }
+}
+
+impl PreparedCommitmentCheck {
+    /// Run the commitment check at three in-process parties; returns party 0's
+    /// verdicts (all `true` for these honest orders) and the traffic.
+    pub fn run(&self) -> Result<(Vec<bool>, Traffic), PartyErrors> {
+        let (out, traffic) = run3(SecurityMode::SemiHonest, &mut |_| {}, |p, mut ctx| {
+            let (q, l) = (self.q[p.index()].clone(), self.l[p.index()].clone());
+            let b = self.blinds[p.index()].clone();
+            let st = self.statements.clone();
+            async move { crate::binding::check_commitments(&mut ctx, &q, &l, &b, &st).await }
+        })?;
+        let [ok, _, _] = out;
+        Ok((ok, traffic))
+    }
+}

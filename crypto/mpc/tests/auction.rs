@@ -247,8 +247,7 @@ fn inconsistent_client_sharing_drops_that_order_only() {
     // order 2's client gives node 0 a second component that node 1 does not have
     let bad = p[2][0].clone();
     let mut bytes = bad.order_bytes();
-    let l = bytes.len();
-    bytes[l - 1] ^= 0x40;
+    bytes[23 + 2 + 15] ^= 0x40; // the top byte of the second word component
     p[2][0] = OrderPayload::from_order_bytes(&bytes).unwrap();
     let keys = NodeKeys::generate_all();
     for mode in [SecurityMode::SemiHonest, SecurityMode::Malicious] {

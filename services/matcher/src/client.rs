@@ -14,7 +14,8 @@ use veilgrid_core::{
 };
 use veilgrid_kit::tls::Security;
 use veilgrid_mpc::{
-    FillShare, Order, OrderId, OrderPayload, RoundOutcome, reconstruct_fill, share_order,
+    FillShare, Order, OrderId, OrderPayload, OrderStatement, RoundOutcome, reconstruct_fill,
+    share_order,
 };
 use veilgrid_proto::{
     grid::v1::{CompletionRequest, ListProvidersRequest, router_client::RouterClient},
@@ -47,6 +48,25 @@ pub struct SignedOutcome {
     pub rate: f64,
     /// Orders dropped at the input check.
     pub dropped: Vec<Bytes>,
+    /// Why each was dropped (same order as `dropped`).
+    pub drop_reasons: Vec<String>,
+    /// The public record: every accepted order with its statement (commitments and
+    /// range proofs), checked to hash to the signed order-set hash.
+    pub record: Vec<(OrderId, OrderStatement)>,
+}
+
+impl SignedOutcome {
+    /// Verify every range proof of the record (one batch) against the signed
+    /// outcome: what an auditor does.
+    pub fn verify_proofs(&self) -> Result<(), MatchError> {
+        veilgrid_mpc::verify_round_record(
+            &self.outcome.round,
+            self.outcome.levels,
+            &self.record,
+            &self.outcome.order_set_hash,
+        )?;
+        Ok(())
+    }
 }
 
 /// A client of the three matching nodes, through the router.
@@ -297,6 +317,8 @@ impl MatchClient {
     ) -> Result<pb::ResultResponse, MatchError> {
         let req = pb::ResultRequest {
             round_id: Bytes::copy_from_slice(&round),
+            include_record: false,
+            record_from: 0,
         };
         self.call(party, Rpc::Result, &req).await
     }
@@ -345,11 +367,45 @@ impl MatchClient {
                 .ok_or_else(|| MatchError::Aborted(format!("no signature of node {p}")))?;
             VerifierKey::from_bytes(&self.nodes[p].provider_id)?.verify(&msg, &sig.signature)?;
         }
+        let outcome = RoundOutcome::from_bytes(&first.outcome)?;
+        // the record, from any node, in pages: it must hash to the hash all three signed
+        let mut record = Vec::new();
+        loop {
+            let page = self
+                .call::<_, pb::ResultResponse>(
+                    0,
+                    Rpc::Result,
+                    &pb::ResultRequest {
+                        round_id: Bytes::copy_from_slice(&round),
+                        include_record: true,
+                        record_from: record.len() as u32,
+                    },
+                )
+                .await?;
+            for r in &page.accepted {
+                record.push((
+                    OrderId::new(&r.order_id)?,
+                    OrderStatement::from_bytes(&r.statement)?,
+                ));
+            }
+            if record.len() >= page.record_total as usize || page.accepted.is_empty() {
+                break;
+            }
+        }
+        if veilgrid_mpc::outcome::accepted_set_hash(record.iter().map(|(i, s)| (i, s)))
+            != outcome.order_set_hash
+        {
+            return Err(MatchError::Aborted(
+                "node 0's public record does not hash to the signed order-set hash".into(),
+            ));
+        }
         Ok(SignedOutcome {
-            outcome: RoundOutcome::from_bytes(&first.outcome)?,
+            outcome,
             bytes: first.outcome,
             rate: first.rate,
             dropped: first.dropped,
+            drop_reasons: first.drop_reasons,
+            record,
         })
     }
 

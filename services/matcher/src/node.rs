@@ -32,6 +32,8 @@ pub const FILL_INFO: &[u8] = b"veilgrid/match/fill/v1";
 pub const OUTCOME_TAG: &[u8] = b"veilgrid/match/outcome/v1\0";
 /// Longest currency id.
 pub const MAX_CURRENCY_LEN: usize = crate::currency::MAX_ID_LEN;
+/// Most accepted orders of the public record in one `Result` response (about 1.3 MB).
+pub const MAX_RECORD_PAGE: usize = 1_000;
 /// Domain tag of node 0's signature over an order's sequence number.
 pub const SEQUENCE_TAG: &[u8] = b"veilgrid/match/seq/v1\0";
 
@@ -152,7 +154,9 @@ enum State {
         /// This node's fill share of every accepted order (zeroized on drop), sealed
         /// to the owner on request.
         fills: Vec<veilgrid_mpc::FillShare>,
-        dropped: Vec<OrderId>,
+        dropped: Vec<(OrderId, veilgrid_mpc::DropReason)>,
+        /// The public record: accepted orders and their statements.
+        record: Vec<(OrderId, veilgrid_mpc::OrderStatement)>,
         cost: PhaseCost,
     },
     Aborted(String),
@@ -472,7 +476,8 @@ impl Node {
             })
             .await?;
         let result = cleared.result();
-        let dropped = cleared.dropped().to_vec();
+        let dropped = cleared.drop_reasons().to_vec();
+        let record = cleared.public_record();
         // (the fills time includes signing the outcome and sending the signature)
         let filled = drive(cleared.start_fills()?, self.config.fault, links, inbox, t).await?;
         lap(2);
@@ -487,6 +492,7 @@ impl Node {
             signature,
             fills,
             dropped,
+            record,
             cost,
         })
     }
@@ -589,6 +595,7 @@ impl Node {
                 result,
                 signature,
                 dropped,
+                record,
                 cost,
                 ..
             } => {
@@ -615,8 +622,21 @@ impl Node {
                 }
                 resp.dropped = dropped
                     .iter()
-                    .map(|d| Bytes::copy_from_slice(d.as_bytes()))
+                    .map(|(d, _)| Bytes::copy_from_slice(d.as_bytes()))
                     .collect();
+                resp.drop_reasons = dropped.iter().map(|(_, r)| r.to_string()).collect();
+                resp.record_total = record.len() as u32;
+                if req.include_record {
+                    resp.accepted = record
+                        .iter()
+                        .skip(req.record_from as usize)
+                        .take(MAX_RECORD_PAGE)
+                        .map(|(id, st)| pb::OrderRecord {
+                            order_id: Bytes::copy_from_slice(id.as_bytes()),
+                            statement: Bytes::from(st.to_bytes()),
+                        })
+                        .collect();
+                }
             }
         }
         Ok(resp)
@@ -715,8 +735,12 @@ async fn drive<T: Send + 'static>(
                 // a large step computes for milliseconds (malicious mode: tens): do it
                 // off the async threads, which must keep moving this and the other
                 // nodes' stream data (HTTP/2 window updates) meanwhile
+                // (the input phase verifies every order's range proofs and computes the
+                // commitment check: ~0.8 ms per order whatever the message size)
                 let words: usize = incoming.iter().map(|m| m.words.len()).sum();
-                step = if words >= BLOCKING_STEP_WORDS {
+                let heavy =
+                    words >= BLOCKING_STEP_WORDS || r.phase() == veilgrid_mpc::Phase::Inputs;
+                step = if heavy {
                     tokio::task::spawn_blocking(move || r.deliver(incoming))
                         .await
                         .map_err(|e| MatchError::Aborted(format!("MPC step: {e}")))??

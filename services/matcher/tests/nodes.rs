@@ -495,10 +495,34 @@ async fn inconsistent_sharing_drops_the_order_malicious_mode_and_deadline() {
     c.submit(round, 16, &late, &sell, &owner.public())
         .await
         .unwrap();
+    // a client whose statement is another order's (its range proofs are bound to that
+    // order's id): every node refuses the proofs and drops the order
+    let forged = OrderId::new(b"forged").unwrap();
+    let other = veilgrid_mpc::share_order(round, &late, &sell, 16).unwrap();
+    let mut f = veilgrid_mpc::share_order(round, &forged, &sell, 16).unwrap();
+    for p in f.iter_mut() {
+        p.statement = other[0].statement.clone();
+    }
+    c.submit_shares(round, &forged, &f, &owner.public())
+        .await
+        .unwrap();
     c.close(round).await.unwrap();
     let out = c.result(round, Duration::from_secs(60)).await.unwrap();
-    // the inconsistent order is dropped, not the round
-    assert_eq!(out.dropped, vec![bytes::Bytes::from_static(b"sell")]);
+    // the inconsistent and the forged orders are dropped, not the round
+    assert_eq!(
+        out.dropped,
+        vec![
+            bytes::Bytes::from_static(b"sell"),
+            bytes::Bytes::from_static(b"forged")
+        ]
+    );
+    assert_eq!(
+        out.drop_reasons,
+        vec!["inconsistent sharing", "range proof does not verify"]
+    );
+    // the public record: the two accepted orders' statements, covered by the signatures
+    assert_eq!(out.record.len(), 2);
+    out.verify_proofs().unwrap();
     assert_eq!(
         out.outcome.result,
         ClearingResult::Trade {

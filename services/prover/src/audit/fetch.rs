@@ -38,6 +38,11 @@ pub struct FetchSummary {
     /// Why aggregation rounds were not (all) fetched, if so.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub aggregation_note: Option<String>,
+    /// Matching rounds written (signed outcome and public record of range proofs).
+    pub matching_rounds: usize,
+    /// Why matching rounds were not (all) fetched, if so.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub matching_note: Option<String>,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ProverError + '_ {
@@ -116,6 +121,8 @@ pub async fn fetch(
         .collect();
     // Verifiable aggregation rounds (their Result completions carry the transcripts).
     let agg = super::aggregation::fetch(client, out).await?;
+    // Matching rounds (signed outcomes with their public records of range proofs).
+    let matching = super::matching::fetch(client, out).await?;
     wanted.extend(agg.hashes.iter().copied());
 
     // Entries against successive checkpoints until every proof's receipt is in.
@@ -189,6 +196,8 @@ pub async fn fetch(
         proofs_bound: wanted.is_subset(&found),
         aggregation_rounds: agg.rounds,
         aggregation_note: agg.note,
+        matching_rounds: matching.rounds,
+        matching_note: matching.note,
     })
 }
 

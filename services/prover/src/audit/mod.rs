@@ -18,11 +18,13 @@
 mod aggregation;
 mod export;
 mod fetch;
+mod matching;
 mod verify;
 
 pub use aggregation::AGGREGATION;
 pub use export::export_snarkjs;
 pub use fetch::{FetchSummary, fetch};
+pub use matching::MATCHING;
 pub use verify::{Item, Report, Status, verify_path};
 
 /// File of the log's verifier key.

@@ -33,7 +33,7 @@ pub struct Item {
     /// The file (relative to the audited directory).
     pub item: String,
     /// What kind of thing it is: `log key`, `checkpoint`, `receipt`, `consistency`, `verifying key`, `groth16 proof`,
-    /// `range proof`, `aggregation round`.
+    /// `range proof`, `aggregation round`, `matching round`.
     pub kind: &'static str,
     /// The outcome.
     pub status: Status,
@@ -508,4 +508,6 @@ fn verify_dir(root: &Path, log: &LogVerifier, acc: &mut Acc) {
 
     // Verifiable aggregation rounds: range proofs, commitment check, receipt binding.
     super::aggregation::verify(root, &response_hashes, acc);
+    // Matching rounds: node signatures, record hash, range proofs.
+    super::matching::verify(root, acc);
 }

@@ -18,7 +18,10 @@ pub mod grid;
 
 pub use error::Error;
 
-/// The router address used when neither `--router` nor `VEILGRID_ROUTER` is given.
-pub const DEFAULT_ROUTER: &str = "http://127.0.0.1:7700";
+/// The router address used when neither `--router` nor `VEILGRID_ROUTER` is given:
+/// where `veilgrid up` listens by default, with mutual TLS (its CA and the client
+/// certificates under `<data dir>/tls`). Against `veilgrid up --insecure` pass
+/// `--router http://127.0.0.1:7700`.
+pub const DEFAULT_ROUTER: &str = "https://127.0.0.1:7700";
 /// The listen address of `veilgrid up` by default.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7700";

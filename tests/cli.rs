@@ -333,6 +333,32 @@ fn up_runs_mutual_tls_by_default_and_matching_commands_work_against_it() {
     for i in 0..3 {
         assert!(data.join(format!("tls/matcher-{i}.pem")).exists());
     }
+    // The exec probe of the Kubernetes manifests: grpc.health.v1 over mutual TLS,
+    // presenting the service's own certificate.
+    let health = |target: &str, args: &[&str]| {
+        veilgrid()
+            .env("VEILGRID_DATA_DIR", &data)
+            .args(["health", "--target", target, "--json"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = health(&url, &["--identity", "router"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (v["status"].as_str(), v["serving"].as_bool()),
+        (Some("SERVING"), Some(true))
+    );
+    // Plaintext against the TLS port is not a pass.
+    let out = health(&url.replace("https://", "http://"), &[]);
+    assert!(!out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["status"], "UNREACHABLE", "{v}");
     let reg = run(&["match", "currency", "register", "--id", "ALC"]);
     assert_eq!(reg["id"], "ALC");
     let open = run(&[

@@ -5,6 +5,7 @@ mod audit;
 mod ca;
 mod complete;
 mod fhe;
+mod health;
 mod matching;
 mod prover;
 mod providers;
@@ -112,6 +113,8 @@ enum Command {
     Audit(audit::AuditArgs),
     /// The Veilgrid CA: create it, issue certificates for services and clients (mutual TLS).
     Ca(ca::CaArgs),
+    /// Ask a service for its grpc.health.v1 status (over mutual TLS for https://); exit 0 if serving.
+    Health(health::HealthArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -193,6 +196,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Prover(a) => prover::run(a).await.map(|()| ExitCode::SUCCESS),
         Command::Audit(a) => audit::run(a).await,
         Command::Ca(a) => ca::run(a).map(|()| ExitCode::SUCCESS),
+        Command::Health(a) => health::run(a).await,
     }
 }
 

@@ -276,7 +276,8 @@ async fn pass_on(
 
 /// Call `entry` with a streamed request while it arrives (cut-through): `header`
 /// first, then each data frame of `upload` as the caller sends it. The completion
-/// is collected and judged as in [`call`]. `Err` is the caller's fault (its stream
+/// is collected and judged as in [`call`], and the whole payload comes back when
+/// `upload.keep` asked for it (for a retry). `Err` is the caller's fault (its stream
 /// was malformed, too large, cancelled or too slow); the provider's call is then
 /// dropped, which resets its stream, and nothing is counted.
 #[allow(clippy::too_many_arguments)]
@@ -289,7 +290,7 @@ pub(crate) async fn call_streaming(
     max_message: usize,
     max_completion: usize,
     caller: Option<&veilgrid_kit::auth::Caller>,
-) -> Result<(Outcome, Kept), Status> {
+) -> Result<(Outcome, Option<Kept>), Status> {
     let _guard = entry.start();
     let started = Instant::now();
     // Two frames of slack: the header, and one data frame while the provider reads.
@@ -308,6 +309,7 @@ pub(crate) async fn call_streaming(
             Err(s) => Err(s),
         }
     };
+    let keep = upload.keep;
     let pump = pump(upload, protocol, tx, time_left);
     tokio::pin!(call);
     tokio::pin!(pump);
@@ -326,7 +328,8 @@ pub(crate) async fn call_streaming(
                 "provider {} stopped reading the request before the deadline",
                 hex::encode(&entry.id[..8])
             ));
-            return Ok((Outcome::Broken(s), Kept::default()));
+            // Nothing complete to retry with (and the deadline has passed).
+            return Ok((Outcome::Broken(s), None));
         }
     };
     let result = match answered {
@@ -342,7 +345,7 @@ pub(crate) async fn call_streaming(
         &digest,
     )
     .await;
-    Ok((outcome, kept))
+    Ok((outcome, keep.then_some(kept)))
 }
 
 fn judge(

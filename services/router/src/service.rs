@@ -236,9 +236,9 @@ impl RouterService {
             Ok(resp) => return Ok(resp),
             Err(s) => s,
         };
-        if !retry {
+        let Some(kept) = kept.filter(|_| retry) else {
             return Err(broken);
-        }
+        };
         let mut req = header;
         req.payload = kept.assemble();
         self.attempts(protocol, req, true, caller, deadline_ms, vec![entry.id], 1)

@@ -1,13 +1,12 @@
-//! Round state in SQLite (WAL) under the data directory: the public round description, the
-//! server's snapshot (running sum of masked vectors, accepted clients, member answers), the sealed
-//! shares to hand to each member, the members' signed share reports, the client messages while
-//! an exclusion may still need them (and, in verifiable rounds, for the audit transcript), and the
-//! result. Nothing stored is secret: shares stay sealed to the members' keys.
+//! The embedded store: `aggregator.sqlite3` (WAL) in the data directory.
 
 use std::{path::Path, sync::Mutex};
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
+use super::{
+    RoundRow, RoundStore, RoundTx, Step, StoredShare, blob_to_u64s, round_id, u64s_to_blob,
+};
 use crate::AggError;
 
 const MIGRATIONS: &[&str] = &[
@@ -58,36 +57,21 @@ const MIGRATIONS: &[&str] = &[
 ",
 ];
 
-/// A round's row.
-#[derive(Debug, Clone)]
-pub(crate) struct RoundRow {
-    pub(crate) id: [u8; 32],
-    pub(crate) round: Vec<u8>,
-    pub(crate) deadline_ms: u64,
-    pub(crate) state: String,
-    pub(crate) snapshot: Vec<u8>,
-    pub(crate) submitted: u32,
-    pub(crate) result: Option<Vec<u8>>,
-    pub(crate) error: Option<String>,
-    /// The members' Ed25519 keys, 32 bytes each, in committee order.
-    pub(crate) signers: Vec<u8>,
-    pub(crate) member_deadline_ms: u64,
-    pub(crate) check_window_ms: u64,
-    /// When the share check ends (0 while collecting).
-    pub(crate) check_deadline_ms: u64,
-    /// Clients excluded after a bad-share report.
-    pub(crate) excluded: Vec<u64>,
+/// SQLite-backed [`RoundStore`]: one connection, one step at a time.
+pub struct SqliteRounds {
+    conn: Mutex<Connection>,
 }
 
-/// The SQLite store.
-pub(crate) struct Store {
-    pub(crate) conn: Mutex<Connection>,
+impl std::fmt::Debug for SqliteRounds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteRounds").finish_non_exhaustive()
+    }
 }
 
-impl Store {
+impl SqliteRounds {
     /// Open (creating and migrating) `aggregator.sqlite3` in `dir`, or an in-memory store.
-    pub(crate) fn open(dir: Option<&Path>) -> Result<Self, AggError> {
-        let conn = match dir {
+    pub fn open(dir: Option<&Path>) -> Result<Self, AggError> {
+        let mut conn = match dir {
             Some(dir) => {
                 std::fs::create_dir_all(dir).map_err(|source| AggError::DataDir {
                     path: dir.display().to_string(),
@@ -97,34 +81,27 @@ impl Store {
             }
             None => Connection::open_in_memory()?,
         };
-        let mut conn = conn;
         veilgrid_kit::sqlite::prepare(&mut conn, MIGRATIONS)?;
         Ok(Self {
             conn: Mutex::new(conn),
         })
     }
+}
 
-    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+impl RoundStore for SqliteRounds {
+    fn atomically(&self, step: Step) -> Result<(), AggError> {
+        // A panic while holding the lock cannot leave SQLite inconsistent (the transaction
+        // rolls back when dropped), so a poisoned lock is usable.
+        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        step(&mut SqliteTx(&tx))?;
+        tx.commit()?;
+        Ok(())
     }
 }
 
-fn u64s_to_blob(v: &[u64]) -> Vec<u8> {
-    v.iter().flat_map(|x| x.to_le_bytes()).collect()
-}
-
-fn blob_to_u64s(b: &[u8]) -> Result<Vec<u64>, AggError> {
-    if !b.len().is_multiple_of(8) {
-        return Err(AggError::CorruptStore("client list"));
-    }
-    Ok(b.chunks_exact(8)
-        .map(|c| {
-            let mut a = [0u8; 8];
-            a.copy_from_slice(c);
-            u64::from_le_bytes(a)
-        })
-        .collect())
-}
+/// A step's view of the open transaction.
+struct SqliteTx<'a>(&'a Connection);
 
 fn nonneg(v: i64) -> u64 {
     v.max(0) as u64
@@ -155,9 +132,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Raw> {
 }
 
 fn to_row((mut row, id, excluded): Raw) -> Result<RoundRow, AggError> {
-    row.id = id
-        .try_into()
-        .map_err(|_| AggError::CorruptStore("round id"))?;
+    row.id = round_id(id)?;
     row.excluded = blob_to_u64s(&excluded)?;
     Ok(row)
 }
@@ -165,201 +140,206 @@ fn to_row((mut row, id, excluded): Raw) -> Result<RoundRow, AggError> {
 const SELECT: &str = "SELECT id, round, deadline_ms, state, snapshot, submitted, result, error,
      signers, member_deadline_ms, check_window_ms, check_deadline_ms, excluded FROM rounds";
 
-pub(crate) fn insert(c: &Connection, r: &RoundRow) -> Result<(), AggError> {
-    c.execute(
-        "INSERT INTO rounds (id, round, deadline_ms, state, snapshot, submitted, result, error,
-             signers, member_deadline_ms, check_window_ms, check_deadline_ms, excluded)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-        params![
-            &r.id[..],
-            r.round,
-            r.deadline_ms as i64,
-            r.state,
-            r.snapshot,
-            i64::from(r.submitted),
-            r.result,
-            r.error,
-            r.signers,
-            r.member_deadline_ms as i64,
-            r.check_window_ms as i64,
-            r.check_deadline_ms as i64,
-            u64s_to_blob(&r.excluded),
-        ],
-    )?;
-    Ok(())
-}
-
-pub(crate) fn update(c: &Connection, r: &RoundRow) -> Result<(), AggError> {
-    c.execute(
-        "UPDATE rounds SET state = ?2, snapshot = ?3, submitted = ?4, result = ?5, error = ?6,
-             check_deadline_ms = ?7, excluded = ?8
-         WHERE id = ?1",
-        params![
-            &r.id[..],
-            r.state,
-            r.snapshot,
-            i64::from(r.submitted),
-            r.result,
-            r.error,
-            r.check_deadline_ms as i64,
-            u64s_to_blob(&r.excluded),
-        ],
-    )?;
-    Ok(())
-}
-
-pub(crate) fn get(c: &Connection, id: &[u8; 32]) -> Result<Option<RoundRow>, AggError> {
-    c.query_row(&format!("{SELECT} WHERE id = ?1"), [&id[..]], row)
-        .optional()?
-        .map(to_row)
-        .transpose()
-}
-
-pub(crate) fn in_state(c: &Connection, state: &str) -> Result<Vec<RoundRow>, AggError> {
-    let mut st = c.prepare(&format!("{SELECT} WHERE state = ?1"))?;
-    let rows = st.query_map([state], row)?;
-    let mut out = Vec::new();
-    for r in rows {
-        out.push(to_row(r?)?);
+impl RoundTx for SqliteTx<'_> {
+    fn insert(&mut self, r: &RoundRow) -> Result<(), AggError> {
+        self.0.execute(
+            "INSERT INTO rounds (id, round, deadline_ms, state, snapshot, submitted, result, error,
+                 signers, member_deadline_ms, check_window_ms, check_deadline_ms, excluded)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            params![
+                &r.id[..],
+                r.round,
+                r.deadline_ms as i64,
+                r.state,
+                r.snapshot,
+                i64::from(r.submitted),
+                r.result,
+                r.error,
+                r.signers,
+                r.member_deadline_ms as i64,
+                r.check_window_ms as i64,
+                r.check_deadline_ms as i64,
+                u64s_to_blob(&r.excluded),
+            ],
+        )?;
+        Ok(())
     }
-    Ok(out)
-}
 
-/// Rows in `state` with an id greater than `after`, by id, at most `limit`.
-pub(crate) fn in_state_after(
-    c: &Connection,
-    state: &str,
-    after: &[u8],
-    limit: usize,
-) -> Result<Vec<RoundRow>, AggError> {
-    let mut st = c.prepare(&format!(
-        "{SELECT} WHERE state = ?1 AND id > ?2 ORDER BY id LIMIT ?3"
-    ))?;
-    let rows = st.query_map(params![state, after, limit as i64], row)?;
-    let mut out = Vec::new();
-    for r in rows {
-        out.push(to_row(r?)?);
+    fn update(&mut self, r: &RoundRow) -> Result<(), AggError> {
+        self.0.execute(
+            "UPDATE rounds SET state = ?2, snapshot = ?3, submitted = ?4, result = ?5, error = ?6,
+                 check_deadline_ms = ?7, excluded = ?8
+             WHERE id = ?1",
+            params![
+                &r.id[..],
+                r.state,
+                r.snapshot,
+                i64::from(r.submitted),
+                r.result,
+                r.error,
+                r.check_deadline_ms as i64,
+                u64s_to_blob(&r.excluded),
+            ],
+        )?;
+        Ok(())
     }
-    Ok(out)
-}
 
-pub(crate) fn insert_share(
-    c: &Connection,
-    round: &[u8; 32],
-    client: u64,
-    member: u16,
-    sealed: &[u8],
-    seq: u32,
-) -> Result<(), AggError> {
-    c.execute(
-        "INSERT INTO shares (round_id, client, member, sealed, seq) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![
-            &round[..],
-            client as i64,
-            i64::from(member),
-            sealed,
-            i64::from(seq)
-        ],
-    )?;
-    Ok(())
-}
-
-/// One stored sealed share: client, sealed payload, arrival order in the round.
-pub(crate) type StoredShare = (u64, Vec<u8>, u64);
-
-/// The sealed shares for `member` that arrived after share `after` (0: all), in arrival order.
-pub(crate) fn shares_for(
-    c: &Connection,
-    round: &[u8; 32],
-    member: u16,
-    after: u64,
-) -> Result<Vec<StoredShare>, AggError> {
-    let mut st = c.prepare(
-        "SELECT client, sealed, seq FROM shares WHERE round_id = ?1 AND member = ?2 AND seq > ?3
-         ORDER BY seq, client",
-    )?;
-    let after = i64::try_from(after).unwrap_or(i64::MAX);
-    let rows = st.query_map(params![&round[..], i64::from(member), after], |r| {
-        Ok((
-            r.get::<_, i64>(0)? as u64,
-            r.get::<_, Vec<u8>>(1)?,
-            nonneg(r.get::<_, i64>(2)?),
-        ))
-    })?;
-    let mut out = Vec::new();
-    for r in rows {
-        out.push(r?);
+    fn get(&mut self, id: &[u8; 32]) -> Result<Option<RoundRow>, AggError> {
+        self.0
+            .query_row(&format!("{SELECT} WHERE id = ?1"), [&id[..]], row)
+            .optional()?
+            .map(to_row)
+            .transpose()
     }
-    Ok(out)
-}
 
-pub(crate) fn insert_message(
-    c: &Connection,
-    round: &[u8; 32],
-    client: u64,
-    message: &[u8],
-) -> Result<(), AggError> {
-    c.execute(
-        "INSERT INTO messages (round_id, client, message) VALUES (?1, ?2, ?3)",
-        params![&round[..], client as i64, message],
-    )?;
-    Ok(())
-}
-
-pub(crate) fn message(
-    c: &Connection,
-    round: &[u8; 32],
-    client: u64,
-) -> Result<Option<Vec<u8>>, AggError> {
-    Ok(c.query_row(
-        "SELECT message FROM messages WHERE round_id = ?1 AND client = ?2",
-        params![&round[..], client as i64],
-        |r| r.get(0),
-    )
-    .optional()?)
-}
-
-/// Every stored client message of the round, by client.
-pub(crate) fn messages(c: &Connection, round: &[u8; 32]) -> Result<Vec<Vec<u8>>, AggError> {
-    let mut st = c.prepare("SELECT message FROM messages WHERE round_id = ?1 ORDER BY client")?;
-    let rows = st.query_map([&round[..]], |r| r.get::<_, Vec<u8>>(0))?;
-    let mut out = Vec::new();
-    for r in rows {
-        out.push(r?);
+    /// Rows in `state` with an id greater than `after`, by id, at most `limit`.
+    fn in_state_after(
+        &mut self,
+        state: &str,
+        after: &[u8],
+        limit: usize,
+    ) -> Result<Vec<RoundRow>, AggError> {
+        let mut st = self.0.prepare(&format!(
+            "{SELECT} WHERE state = ?1 AND id > ?2 ORDER BY id LIMIT ?3"
+        ))?;
+        let rows = st.query_map(params![state, after, limit as i64], row)?;
+        let mut out = Vec::new();
+        for r in rows {
+            out.push(to_row(r?)?);
+        }
+        Ok(out)
     }
-    Ok(out)
-}
 
-pub(crate) fn delete_messages(c: &Connection, round: &[u8; 32]) -> Result<(), AggError> {
-    c.execute("DELETE FROM messages WHERE round_id = ?1", [&round[..]])?;
-    Ok(())
-}
-
-pub(crate) fn insert_check(
-    c: &Connection,
-    round: &[u8; 32],
-    member: u16,
-    bad: &[u64],
-    signature: &[u8],
-) -> Result<(), AggError> {
-    c.execute(
-        "INSERT INTO checks (round_id, member, bad, signature) VALUES (?1, ?2, ?3, ?4)",
-        params![&round[..], i64::from(member), u64s_to_blob(bad), signature],
-    )?;
-    Ok(())
-}
-
-/// The members that reported, each with the clients it reported as bad.
-pub(crate) fn checks(c: &Connection, round: &[u8; 32]) -> Result<Vec<(u16, Vec<u64>)>, AggError> {
-    let mut st = c.prepare("SELECT member, bad FROM checks WHERE round_id = ?1 ORDER BY member")?;
-    let rows = st.query_map([&round[..]], |r| {
-        Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
-    })?;
-    let mut out = Vec::new();
-    for r in rows {
-        let (m, bad) = r?;
-        let m = u16::try_from(m).map_err(|_| AggError::CorruptStore("member index"))?;
-        out.push((m, blob_to_u64s(&bad)?));
+    fn insert_share(
+        &mut self,
+        round: &[u8; 32],
+        client: u64,
+        member: u16,
+        sealed: &[u8],
+        seq: u32,
+    ) -> Result<(), AggError> {
+        self.0.execute(
+            "INSERT INTO shares (round_id, client, member, sealed, seq) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                &round[..],
+                client as i64,
+                i64::from(member),
+                sealed,
+                i64::from(seq)
+            ],
+        )?;
+        Ok(())
     }
-    Ok(out)
+
+    /// The sealed shares for `member` that arrived after share `after` (0: all), in arrival order.
+    fn shares_for(
+        &mut self,
+        round: &[u8; 32],
+        member: u16,
+        after: u64,
+    ) -> Result<Vec<StoredShare>, AggError> {
+        let mut st = self.0.prepare(
+            "SELECT client, sealed, seq FROM shares WHERE round_id = ?1 AND member = ?2 AND seq > ?3
+             ORDER BY seq, client",
+        )?;
+        let after = i64::try_from(after).unwrap_or(i64::MAX);
+        let rows = st.query_map(params![&round[..], i64::from(member), after], |r| {
+            Ok((
+                r.get::<_, i64>(0)? as u64,
+                r.get::<_, Vec<u8>>(1)?,
+                nonneg(r.get::<_, i64>(2)?),
+            ))
+        })?;
+        let mut out = Vec::new();
+        for r in rows {
+            out.push(r?);
+        }
+        Ok(out)
+    }
+
+    fn insert_message(
+        &mut self,
+        round: &[u8; 32],
+        client: u64,
+        message: &[u8],
+    ) -> Result<(), AggError> {
+        self.0.execute(
+            "INSERT INTO messages (round_id, client, message) VALUES (?1, ?2, ?3)",
+            params![&round[..], client as i64, message],
+        )?;
+        Ok(())
+    }
+
+    fn message(&mut self, round: &[u8; 32], client: u64) -> Result<Option<Vec<u8>>, AggError> {
+        Ok(self
+            .0
+            .query_row(
+                "SELECT message FROM messages WHERE round_id = ?1 AND client = ?2",
+                params![&round[..], client as i64],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Every stored client message of the round, by client.
+    fn messages(&mut self, round: &[u8; 32]) -> Result<Vec<Vec<u8>>, AggError> {
+        let mut st = self
+            .0
+            .prepare("SELECT message FROM messages WHERE round_id = ?1 ORDER BY client")?;
+        let rows = st.query_map([&round[..]], |r| r.get::<_, Vec<u8>>(0))?;
+        let mut out = Vec::new();
+        for r in rows {
+            out.push(r?);
+        }
+        Ok(out)
+    }
+
+    fn delete_messages(&mut self, round: &[u8; 32]) -> Result<(), AggError> {
+        self.0
+            .execute("DELETE FROM messages WHERE round_id = ?1", [&round[..]])?;
+        Ok(())
+    }
+
+    fn insert_check(
+        &mut self,
+        round: &[u8; 32],
+        member: u16,
+        bad: &[u64],
+        signature: &[u8],
+    ) -> Result<(), AggError> {
+        self.0.execute(
+            "INSERT INTO checks (round_id, member, bad, signature) VALUES (?1, ?2, ?3, ?4)",
+            params![&round[..], i64::from(member), u64s_to_blob(bad), signature],
+        )?;
+        Ok(())
+    }
+
+    /// The members that reported, each with the clients it reported as bad.
+    fn checks(&mut self, round: &[u8; 32]) -> Result<Vec<(u16, Vec<u64>)>, AggError> {
+        let mut st = self
+            .0
+            .prepare("SELECT member, bad FROM checks WHERE round_id = ?1 ORDER BY member")?;
+        let rows = st.query_map([&round[..]], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
+        })?;
+        let mut out = Vec::new();
+        for r in rows {
+            let (m, bad) = r?;
+            let m = u16::try_from(m).map_err(|_| AggError::CorruptStore("member index"))?;
+            out.push((m, blob_to_u64s(&bad)?));
+        }
+        Ok(out)
+    }
+
+    fn active(&mut self) -> Result<Vec<RoundRow>, AggError> {
+        let mut st = self.0.prepare(&format!(
+            "{SELECT} WHERE state IN ('collecting', 'checking', 'awaiting_members') ORDER BY id"
+        ))?;
+        let rows = st.query_map([], row)?;
+        let mut out = Vec::new();
+        for r in rows {
+            out.push(to_row(r?)?);
+        }
+        Ok(out)
+    }
 }

@@ -132,7 +132,10 @@ pub async fn run(
         Some(dir) => Identity::load_or_create(dir)?,
         None => Identity::generate(),
     });
-    let owners = Arc::new(veilgrid_kit::auth_owners::Owners::open(
+    // With a shared store, ownership is shared too: a round created at one server is
+    // refused to other callers at every server.
+    let owners = Arc::new(veilgrid_kit::auth_owners::Owners::open_store(
+        &config.store,
         config.data_dir.as_deref(),
     )?);
     let provider = provider_with(

@@ -266,3 +266,30 @@ fn a_newer_schema_is_refused() {
     let e = PostgresRounds::connect(db.url()).unwrap_err();
     assert!(e.to_string().contains("upgrade veilgrid"), "{e}");
 }
+
+#[test]
+fn round_ownership_is_shared_by_the_servers_of_one_database() {
+    use veilgrid_kit::{auth::Caller, auth_owners::Owners};
+    let Some(db) = scratch("owners") else {
+        return;
+    };
+    let spec = StoreSpec::Postgres(db.url().to_owned());
+    // What each aggregation server opens next to its rounds.
+    let at_a = Owners::open_store(&spec, None).unwrap();
+    let at_b = Owners::open_store(&spec, None).unwrap();
+    let (alice, bob) = (Caller::client("alice"), Caller::client("bob"));
+    at_a.claim("agg/round", b"r1", Some(&alice)).unwrap();
+    // Bob, refused at the server that did not see the round created.
+    let e = at_b.check("agg/round", b"r1", Some(&bob)).unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+    assert!(at_b.check("agg/round", b"r1", None).is_err());
+    at_b.check("agg/round", b"r1", Some(&alice)).unwrap();
+    // Claims are first-come at every server; a retry by the owner is fine.
+    assert_eq!(
+        at_b.claim("agg/round", b"r1", Some(&bob))
+            .unwrap_err()
+            .code(),
+        Code::PermissionDenied
+    );
+    at_b.claim("agg/round", b"r1", Some(&alice)).unwrap();
+}

@@ -101,9 +101,11 @@ pub async fn start(opts: GridOptions) -> Result<LocalGrid, Error> {
         .await?,
     );
     tasks.push(
-        start_prover_secure(
+        // `--store` holds the audit log too (its own tables or file).
+        start_prover_in(
             &router_url,
             opts.data_dir.as_ref(),
+            veilgrid_kit::store_spec::StoreSpec::parse(opts.router.store.as_deref())?,
             opts.lease_ttl,
             shutdown.clone(),
             &service_security(tls, "prover")?,
@@ -380,8 +382,30 @@ pub async fn start_prover_secure(
     shutdown: Shutdown,
     security: &Security,
 ) -> Result<JoinHandle<()>, Error> {
+    start_prover_in(
+        router_url,
+        data_dir,
+        veilgrid_kit::store_spec::StoreSpec::Default,
+        ttl,
+        shutdown,
+        security,
+    )
+    .await
+}
+
+/// [`start_prover_secure`] with its audit log in `store` (`--store`; the log's key stays
+/// under `<data_dir>/prover`).
+pub async fn start_prover_in(
+    router_url: &str,
+    data_dir: Option<&PathBuf>,
+    store: veilgrid_kit::store_spec::StoreSpec,
+    ttl: Duration,
+    shutdown: Shutdown,
+    security: &Security,
+) -> Result<JoinHandle<()>, Error> {
     let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
     let config = veilgrid_prover::ProverConfig {
+        store,
         data_dir: data_dir.map(|d| d.join("prover")),
         dev_keys: true,
         router: Some(router_url.to_owned()),

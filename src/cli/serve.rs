@@ -46,7 +46,7 @@ pub(crate) struct ServeArgs {
     /// Where state and identities are kept.
     #[arg(long, env = "VEILGRID_DATA_DIR")]
     data_dir: Option<PathBuf>,
-    /// Where the router and the aggregator keep their state: `sqlite:DIR`, or
+    /// Where the router, the aggregator and the prover keep their state: `sqlite:DIR`, or
     /// `postgres://user:password@host:port/database` (shared by replicas, each service in
     /// its own tables); default: SQLite under <data-dir>/<service>.
     #[arg(long, env = "VEILGRID_STORE", hide_env_values = true)]
@@ -176,6 +176,7 @@ pub(crate) async fn run(a: ServeArgs) -> Result<(), Error> {
             let listener = bind(a.listen.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)))).await?;
             let config = veilgrid_prover::ProverConfig {
                 data_dir: Some(data_dir.join("prover")),
+                store: veilgrid_kit::store_spec::StoreSpec::parse(a.store.as_deref())?,
                 dev_keys: true,
                 router: Some(a.router.clone()),
                 advertise: a.advertise,

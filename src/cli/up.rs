@@ -25,7 +25,7 @@ pub(crate) struct UpArgs {
     /// for the command line). Not yet with --separate.
     #[arg(long, conflicts_with = "separate")]
     tls: bool,
-    /// Where the router and the aggregator keep their state: `sqlite:DIR`, or
+    /// Where the router, the aggregator and the prover keep their state: `sqlite:DIR`, or
     /// `postgres://user:password@host:port/database` (shared by replicas, each service in
     /// its own tables); default: SQLite under <data-dir>/<service>.
     #[arg(long, env = "VEILGRID_STORE", hide_env_values = true)]

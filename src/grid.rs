@@ -101,9 +101,11 @@ pub async fn start(opts: GridOptions) -> Result<LocalGrid, Error> {
         .await?,
     );
     tasks.push(
-        start_prover_secure(
+        // `--store` holds the audit log too (its own tables or file).
+        start_prover_in(
             &router_url,
             opts.data_dir.as_ref(),
+            veilgrid_kit::store_spec::StoreSpec::parse(opts.router.store.as_deref())?,
             opts.lease_ttl,
             shutdown.clone(),
             &service_security(tls, "prover")?,
@@ -125,9 +127,11 @@ pub async fn start(opts: GridOptions) -> Result<LocalGrid, Error> {
     );
     if opts.committee > 0 {
         tasks.push(
-            start_aggregator_secure(
+            // `--store` holds the aggregator's rounds too (its own tables or file).
+            start_aggregator_in(
                 &router_url,
                 opts.data_dir.as_ref(),
+                veilgrid_kit::store_spec::StoreSpec::parse(opts.router.store.as_deref())?,
                 opts.lease_ttl,
                 shutdown.clone(),
                 &service_security(tls, "aggregator")?,
@@ -320,8 +324,29 @@ pub async fn start_aggregator_secure(
     shutdown: Shutdown,
     security: &Security,
 ) -> Result<JoinHandle<()>, Error> {
+    start_aggregator_in(
+        router_url,
+        data_dir,
+        veilgrid_kit::store_spec::StoreSpec::Default,
+        ttl,
+        shutdown,
+        security,
+    )
+    .await
+}
+
+/// [`start_aggregator_secure`] with its rounds in `store` (`--store`).
+pub async fn start_aggregator_in(
+    router_url: &str,
+    data_dir: Option<&PathBuf>,
+    store: veilgrid_kit::store_spec::StoreSpec,
+    ttl: Duration,
+    shutdown: Shutdown,
+    security: &Security,
+) -> Result<JoinHandle<()>, Error> {
     let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
     let config = veilgrid_aggregator::AggregatorConfig {
+        store,
         data_dir: data_dir.map(|d| d.join("aggregator")),
         router: Some(router_url.to_owned()),
         ttl,
@@ -357,8 +382,30 @@ pub async fn start_prover_secure(
     shutdown: Shutdown,
     security: &Security,
 ) -> Result<JoinHandle<()>, Error> {
+    start_prover_in(
+        router_url,
+        data_dir,
+        veilgrid_kit::store_spec::StoreSpec::Default,
+        ttl,
+        shutdown,
+        security,
+    )
+    .await
+}
+
+/// [`start_prover_secure`] with its audit log in `store` (`--store`; the log's key stays
+/// under `<data_dir>/prover`).
+pub async fn start_prover_in(
+    router_url: &str,
+    data_dir: Option<&PathBuf>,
+    store: veilgrid_kit::store_spec::StoreSpec,
+    ttl: Duration,
+    shutdown: Shutdown,
+    security: &Security,
+) -> Result<JoinHandle<()>, Error> {
     let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
     let config = veilgrid_prover::ProverConfig {
+        store,
         data_dir: data_dir.map(|d| d.join("prover")),
         dev_keys: true,
         router: Some(router_url.to_owned()),

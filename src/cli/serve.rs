@@ -47,8 +47,9 @@ pub(crate) struct ServeArgs {
     /// Where state and identities are kept.
     #[arg(long, env = "VEILGRID_DATA_DIR")]
     data_dir: Option<PathBuf>,
-    /// The router's store: `sqlite:DIR`, or `postgres://user:password@host:port/database`
-    /// (shared by router replicas); default: SQLite under <data-dir>/router (router only).
+    /// Where the router, the aggregator and the prover keep their state: `sqlite:DIR`, or
+    /// `postgres://user:password@host:port/database` (shared by replicas, each service in
+    /// its own tables); default: SQLite under <data-dir>/<service>.
     #[arg(long, env = "VEILGRID_STORE", hide_env_values = true)]
     store: Option<String>,
     /// Lease length in seconds (providers only).
@@ -176,6 +177,7 @@ pub(crate) async fn run(a: ServeArgs) -> Result<(), Error> {
             let listener = bind(a.listen.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)))).await?;
             let config = veilgrid_prover::ProverConfig {
                 data_dir: Some(data_dir.join("prover")),
+                store: veilgrid_kit::store_spec::StoreSpec::parse(a.store.as_deref())?,
                 dev_keys: true,
                 router: Some(a.router.clone()),
                 advertise: a.advertise,
@@ -224,6 +226,7 @@ pub(crate) async fn run(a: ServeArgs) -> Result<(), Error> {
             })?;
             let config = veilgrid_aggregator::AggregatorConfig {
                 data_dir: Some(data_dir.join("aggregator")),
+                store: veilgrid_kit::store_spec::StoreSpec::parse(a.store.as_deref())?,
                 router: Some(a.router.clone()),
                 advertise: a.advertise,
                 ttl: Duration::from_secs(a.lease_ttl_secs),

@@ -29,8 +29,9 @@ pub(crate) struct UpArgs {
     /// Mutual TLS (the default; kept so older scripts keep working).
     #[arg(long, hide = true, conflicts_with = "insecure")]
     tls: bool,
-    /// The router's store: `sqlite:DIR`, or `postgres://user:password@host:port/database`
-    /// (shared by router replicas); default: SQLite under <data-dir>/router.
+    /// Where the router, the aggregator and the prover keep their state: `sqlite:DIR`, or
+    /// `postgres://user:password@host:port/database` (shared by replicas, each service in
+    /// its own tables); default: SQLite under <data-dir>/<service>.
     #[arg(long, env = "VEILGRID_STORE", hide_env_values = true)]
     store: Option<String>,
 }

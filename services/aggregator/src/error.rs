@@ -94,6 +94,17 @@ impl AggError {
     }
 }
 
+impl AggError {
+    /// Whether the store itself failed (the step's transaction is rolled back), rather than
+    /// the request being refused.
+    pub fn is_store_failure(&self) -> bool {
+        matches!(
+            self,
+            AggError::Store(_) | AggError::Kit(veilgrid_kit::KitError::Postgres(_))
+        )
+    }
+}
+
 impl From<AggError> for Status {
     fn from(e: AggError) -> Self {
         Status::new(e.code(), e.to_string())

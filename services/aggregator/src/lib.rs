@@ -1,8 +1,10 @@
 //! The one-shot secure aggregation service (issue 4) over the math of `veilgrid-aggregation`.
 //!
 //! * [`rounds::Rounds`]: the logic. Each call runs one typestate step of the math crate on the
-//!   round's state loaded from SQLite and stores the new snapshot in the same transaction, so
-//!   rounds survive a restart of the service.
+//!   round's state loaded from the store and stores the new snapshot in the same transaction,
+//!   so rounds survive a restart of the service.
+//! * [`store`]: where rounds live, SQLite (default) or PostgreSQL (`--store postgres://…`,
+//!   shared by several servers).
 //! * [`grpc::AggregationService`]: the typed gRPC API `veilgrid.aggregation.v1.Aggregation`.
 //! * [`handler::AggregationHandler`]: the same API as byte completions through the router,
 //!   protocols [`protocols`] (`veilgrid/agg/<rpc>/v1`).
@@ -25,7 +27,7 @@ pub mod member;
 pub mod protocols;
 pub mod rounds;
 pub mod signing;
-mod store;
+pub mod store;
 
 /// The math crate the service runs (`veilgrid-aggregation`), for callers that build messages
 /// themselves (benchmarks, auditors).
@@ -49,6 +51,9 @@ use veilgrid_proto::aggregation::v1::aggregation_server::AggregationServer;
 pub struct AggregatorConfig {
     /// Where rounds (and the provider identity) live; `None` = in memory, fresh identity.
     pub data_dir: Option<PathBuf>,
+    /// Where rounds live instead (`--store`: `sqlite:DIR`, or a PostgreSQL database shared
+    /// by several aggregation servers); by default `aggregator.sqlite3` in `data_dir`.
+    pub store: veilgrid_kit::store_spec::StoreSpec,
     /// Largest request accepted (gRPC message or completion payload), bytes.
     pub max_message: usize,
     /// Register with this router (URL) as the provider of the `veilgrid/agg/...` protocols.
@@ -68,6 +73,7 @@ impl Default for AggregatorConfig {
     fn default() -> Self {
         Self {
             data_dir: None,
+            store: veilgrid_kit::store_spec::StoreSpec::Default,
             max_message: 64 << 20,
             router: None,
             advertise: None,
@@ -118,12 +124,18 @@ pub async fn run(
     shutdown: Shutdown,
     config: AggregatorConfig,
 ) -> Result<(), AggError> {
-    let rounds = Arc::new(rounds::Rounds::open(config.data_dir.as_deref())?);
+    let rounds = Arc::new(rounds::Rounds::open_store(
+        &config.store,
+        config.data_dir.as_deref(),
+    )?);
     let identity = Arc::new(match &config.data_dir {
         Some(dir) => Identity::load_or_create(dir)?,
         None => Identity::generate(),
     });
-    let owners = Arc::new(veilgrid_kit::auth_owners::Owners::open(
+    // With a shared store, ownership is shared too: a round created at one server is
+    // refused to other callers at every server.
+    let owners = Arc::new(veilgrid_kit::auth_owners::Owners::open_store(
+        &config.store,
         config.data_dir.as_deref(),
     )?);
     let provider = provider_with(

@@ -12,13 +12,22 @@
 //! A resource claimed without an identity (a plaintext grid) belongs to nobody and
 //! anyone may use it; one claimed by an identity is refused to every other caller,
 //! including unauthenticated ones, with `PERMISSION_DENIED`.
+//!
+//! Behind [`OwnerStore`]: SQLite (`owners.sqlite3` in the service's data directory) or,
+//! when several instances of a service share a PostgreSQL database (`--store`), the
+//! table `owners_resources` there, so every instance refuses the same callers.
 
 use std::{path::Path, sync::Mutex};
 
 use rusqlite::{Connection, OptionalExtension, params};
 use tonic::Status;
 
-use crate::{KitError, auth::Caller};
+use crate::{
+    KitError,
+    auth::Caller,
+    pg::{self, Pool},
+    store_spec::StoreSpec,
+};
 
 const MIGRATIONS: &[&str] = &[r"
     CREATE TABLE owners (
@@ -29,30 +38,41 @@ const MIGRATIONS: &[&str] = &[r"
     );
 "];
 
+/// Versioned schema of the `owners` component in PostgreSQL (one table for every service:
+/// kinds are namespaced, `agg/round`, `match/order`, …).
+pub const POSTGRES_MIGRATIONS: &[&str] = &[r"
+    CREATE TABLE owners_resources (
+        kind TEXT NOT NULL,
+        id BYTEA NOT NULL,
+        owner TEXT,
+        PRIMARY KEY (kind, id)
+    );
+"];
+
 /// Longest resource kind and id.
 const MAX_KIND: usize = 64;
 const MAX_ID: usize = 256;
 
-/// Resource ownership, in `owners.sqlite3` under a data directory or in memory.
+/// Where ownership records live.
+pub trait OwnerStore: Send + Sync + 'static {
+    /// The owner of a resource: `None` if unknown, `Some(None)` if it belongs to nobody.
+    fn owner(&self, kind: &str, id: &[u8]) -> Result<Option<Option<String>>, KitError>;
+    /// Record `owner` for the resource unless it is recorded already; whether it was new.
+    fn insert_if_absent(
+        &self,
+        kind: &str,
+        id: &[u8],
+        owner: Option<&str>,
+    ) -> Result<bool, KitError>;
+}
+
+/// `owners.sqlite3` under a data directory, or in memory.
 #[derive(Debug)]
-pub struct Owners {
+pub struct SqliteOwners {
     conn: Mutex<Connection>,
 }
 
-fn internal(e: rusqlite::Error) -> Status {
-    Status::internal(format!("ownership store: {e}"))
-}
-
-fn check_key(kind: &str, id: &[u8]) -> Result<(), Status> {
-    if kind.len() > MAX_KIND || id.len() > MAX_ID {
-        return Err(Status::invalid_argument(format!(
-            "resource kind (at most {MAX_KIND} bytes) or id (at most {MAX_ID} bytes) too long"
-        )));
-    }
-    Ok(())
-}
-
-impl Owners {
+impl SqliteOwners {
     /// Open (creating) `owners.sqlite3` in `dir`, or an in-memory store.
     pub fn open(dir: Option<&Path>) -> Result<Self, KitError> {
         let mut conn = match dir {
@@ -75,19 +95,141 @@ impl Owners {
     fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
 
-    /// The owner of a resource: `None` if unknown, `Some(None)` if it belongs to
-    /// nobody (claimed without an identity).
-    pub fn owner(&self, kind: &str, id: &[u8]) -> Result<Option<Option<String>>, Status> {
-        check_key(kind, id)?;
-        self.lock()
+impl OwnerStore for SqliteOwners {
+    fn owner(&self, kind: &str, id: &[u8]) -> Result<Option<Option<String>>, KitError> {
+        Ok(self
+            .lock()
             .query_row(
                 "SELECT owner FROM owners WHERE kind = ?1 AND id = ?2",
                 params![kind, id],
                 |r| r.get::<_, Option<String>>(0),
             )
-            .optional()
-            .map_err(internal)
+            .optional()?)
+    }
+
+    fn insert_if_absent(
+        &self,
+        kind: &str,
+        id: &[u8],
+        owner: Option<&str>,
+    ) -> Result<bool, KitError> {
+        let n = self.lock().execute(
+            "INSERT OR IGNORE INTO owners (kind, id, owner) VALUES (?1, ?2, ?3)",
+            params![kind, id, owner],
+        )?;
+        Ok(n == 1)
+    }
+}
+
+/// The `owners_resources` table of a PostgreSQL database shared by several instances of a
+/// service: a resource created at one instance is refused to other callers at all of them.
+#[derive(Debug)]
+pub struct PostgresOwners {
+    pool: Pool,
+}
+
+impl PostgresOwners {
+    /// Connect to `url` and run the `owners` component's pending migrations.
+    pub fn connect(url: &str) -> Result<Self, KitError> {
+        Ok(Self {
+            pool: Pool::connect(url, "owners", POSTGRES_MIGRATIONS)?,
+        })
+    }
+}
+
+impl OwnerStore for PostgresOwners {
+    fn owner(&self, kind: &str, id: &[u8]) -> Result<Option<Option<String>>, KitError> {
+        let (kind, id) = (kind.to_owned(), id.to_vec());
+        self.pool.run(move |c| {
+            let rows = c
+                .query(
+                    "SELECT owner FROM owners_resources WHERE kind = $1 AND id = $2",
+                    &[&kind, &id],
+                )
+                .map_err(pg::pg("reading an owner"))?;
+            rows.first()
+                .map(|r| r.try_get::<_, Option<String>>(0))
+                .transpose()
+                .map_err(pg::pg("decoding an owner"))
+        })
+    }
+
+    fn insert_if_absent(
+        &self,
+        kind: &str,
+        id: &[u8],
+        owner: Option<&str>,
+    ) -> Result<bool, KitError> {
+        let (kind, id, owner) = (kind.to_owned(), id.to_vec(), owner.map(str::to_owned));
+        self.pool.run(move |c| {
+            let n = c
+                .execute(
+                    "INSERT INTO owners_resources (kind, id, owner) VALUES ($1, $2, $3)
+                     ON CONFLICT (kind, id) DO NOTHING",
+                    &[&kind, &id, &owner],
+                )
+                .map_err(pg::pg("recording an owner"))?;
+            Ok(n == 1)
+        })
+    }
+}
+
+/// Resource ownership, in `owners.sqlite3` under a data directory, in memory, or in a shared
+/// PostgreSQL database.
+pub struct Owners {
+    store: Box<dyn OwnerStore>,
+}
+
+impl std::fmt::Debug for Owners {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Owners").finish_non_exhaustive()
+    }
+}
+
+fn internal(e: KitError) -> Status {
+    match e {
+        KitError::Postgres(_) => Status::unavailable(format!("ownership store: {e}")),
+        e => Status::internal(format!("ownership store: {e}")),
+    }
+}
+
+fn check_key(kind: &str, id: &[u8]) -> Result<(), Status> {
+    if kind.len() > MAX_KIND || id.len() > MAX_ID {
+        return Err(Status::invalid_argument(format!(
+            "resource kind (at most {MAX_KIND} bytes) or id (at most {MAX_ID} bytes) too long"
+        )));
+    }
+    Ok(())
+}
+
+impl Owners {
+    /// Open (creating) `owners.sqlite3` in `dir`, or an in-memory store.
+    pub fn open(dir: Option<&Path>) -> Result<Self, KitError> {
+        Ok(Self::with_store(Box::new(SqliteOwners::open(dir)?)))
+    }
+
+    /// Open the store `--store` names: `owners.sqlite3` in `sqlite:DIR`, a PostgreSQL
+    /// database (table `owners_resources`), or by default in `dir` (in memory without one).
+    pub fn open_store(spec: &StoreSpec, dir: Option<&Path>) -> Result<Self, KitError> {
+        Ok(match spec {
+            StoreSpec::Default => Self::open(dir)?,
+            StoreSpec::Sqlite(d) => Self::open(Some(d))?,
+            StoreSpec::Postgres(url) => Self::with_store(Box::new(PostgresOwners::connect(url)?)),
+        })
+    }
+
+    /// Ownership kept in `store`.
+    pub fn with_store(store: Box<dyn OwnerStore>) -> Self {
+        Self { store }
+    }
+
+    /// The owner of a resource: `None` if unknown, `Some(None)` if it belongs to
+    /// nobody (claimed without an identity).
+    pub fn owner(&self, kind: &str, id: &[u8]) -> Result<Option<Option<String>>, Status> {
+        check_key(kind, id)?;
+        self.store.owner(kind, id).map_err(internal)
     }
 
     /// Record that `owner` created resource `id` of `kind`. Claiming again as the
@@ -95,24 +237,14 @@ impl Owners {
     pub fn claim(&self, kind: &str, id: &[u8], owner: Option<&Caller>) -> Result<(), Status> {
         check_key(kind, id)?;
         let who = owner.map(Caller::to_string);
-        let conn = self.lock();
-        let n = conn
-            .execute(
-                "INSERT OR IGNORE INTO owners (kind, id, owner) VALUES (?1, ?2, ?3)",
-                params![kind, id, who],
-            )
-            .map_err(internal)?;
-        if n == 1 {
+        if self
+            .store
+            .insert_if_absent(kind, id, who.as_deref())
+            .map_err(internal)?
+        {
             return Ok(());
         }
-        let existing: Option<String> = conn
-            .query_row(
-                "SELECT owner FROM owners WHERE kind = ?1 AND id = ?2",
-                params![kind, id],
-                |r| r.get(0),
-            )
-            .map_err(internal)?;
-        if existing == who {
+        if self.store.owner(kind, id).map_err(internal)? == Some(who) {
             Ok(())
         } else {
             Err(Status::permission_denied(format!(

@@ -38,6 +38,13 @@ pub enum KitError {
     /// The embedded store failed.
     #[error("embedded store: {0}")]
     Store(#[from] rusqlite::Error),
+    /// The PostgreSQL store failed (unreachable, refused, a query error, or a schema
+    /// newer than this binary).
+    #[error("postgres store: {0}")]
+    Postgres(String),
+    /// `--store` names no store a service can open.
+    #[error("{0}")]
+    StoreSpec(String),
     /// A gRPC transport could not be set up.
     #[error("{what}: {reason}")]
     Transport {
@@ -59,6 +66,9 @@ impl From<KitError> for Status {
             KitError::Transport { .. } => Status::new(Code::Unavailable, e.to_string()),
             KitError::Certificate { .. } => Status::unauthenticated(e.to_string()),
             KitError::Store(_) => Status::internal(e.to_string()),
+            // Retryable: the shared store is restarting or unreachable.
+            KitError::Postgres(_) => Status::unavailable(e.to_string()),
+            KitError::StoreSpec(_) => Status::invalid_argument(e.to_string()),
         }
     }
 }

@@ -11,6 +11,8 @@
 //! * [`registration`]: register with the router under a lease, renew it, release it
 //!   on shutdown;
 //! * [`sqlite`]: pragmas and versioned migrations of the embedded store;
+//! * [`pg`], [`store_spec`]: the shared PostgreSQL store (worker connections,
+//!   versioned migrations under an advisory lock) and `--store` parsing;
 //! * [`tls`], [`tls_ca`]: mutual TLS on every hop with certificates from the Veilgrid CA
 //!   (opt-in; plaintext by default);
 //! * [`auth`], [`auth_owners`]: who is calling (from the peer certificate, or as the
@@ -27,10 +29,12 @@ pub mod clock;
 pub mod echo;
 mod error;
 pub mod identity;
+pub mod pg;
 pub mod provider;
 pub mod registration;
 pub mod server;
 pub mod sqlite;
+pub mod store_spec;
 pub mod tls;
 pub mod tls_ca;
 

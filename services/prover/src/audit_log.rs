@@ -6,12 +6,15 @@
 use std::{path::Path, sync::Mutex};
 
 use veilgrid_core::receipt::MAX_RECEIPT_LEN;
-use veilgrid_kit::identity::Identity;
+use veilgrid_kit::{identity::Identity, store_spec::StoreSpec};
 use veilgrid_zk::log::{ConsistencyBundle, ProofBundle, TransparencyLog, decode_receipt_entry};
 use veilgrid_zk::merkle::Hash;
 use veilgrid_zk::note::{LogSigner, LogVerifier, SignedCheckpoint};
 
-use crate::{ProverError, store::SqliteLogStore};
+use crate::{
+    ProverError,
+    store::{self, ProverStore},
+};
 
 /// Most receipts in one push, and most bundles in one answer.
 pub const MAX_BATCH: usize = 1000;
@@ -21,7 +24,7 @@ pub const DEFAULT_ORIGIN: &str = "veilgrid.example/audit-log";
 
 /// The running log.
 pub struct AuditLog {
-    log: Mutex<TransparencyLog<SqliteLogStore>>,
+    log: Mutex<TransparencyLog<Box<dyn ProverStore>>>,
     verifier: LogVerifier,
     /// Set once the store was found altered: from then on nothing is served.
     poisoned: Mutex<Option<veilgrid_zk::Error>>,
@@ -50,12 +53,22 @@ impl AuditLog {
     /// truncated or altered ([`veilgrid_zk::Error::StoreTruncated`],
     /// [`veilgrid_zk::Error::StoreDiverged`]).
     pub fn open(dir: Option<&Path>, origin: &str) -> Result<Self, ProverError> {
-        let (store, key) = match dir {
-            Some(d) => (
-                SqliteLogStore::open(d)?,
-                Identity::load_or_create(&d.join("log-key"))?,
-            ),
-            None => (SqliteLogStore::in_memory()?, Identity::generate()),
+        Self::open_store(&StoreSpec::Default, dir, origin)
+    }
+
+    /// Open the log in the store `spec` names (`--store`: `sqlite:DIR`, a PostgreSQL
+    /// database, or by default `log.sqlite3` under `dir`), its key in `<dir>/log-key`
+    /// (a fresh one without `dir`). The same checks as [`open`](Self::open) on every
+    /// backend: a store that was truncated or altered refuses to start.
+    pub fn open_store(
+        spec: &StoreSpec,
+        dir: Option<&Path>,
+        origin: &str,
+    ) -> Result<Self, ProverError> {
+        let store = store::open(spec, dir)?;
+        let key = match dir {
+            Some(d) => Identity::load_or_create(&d.join("log-key"))?,
+            None => Identity::generate(),
         };
         let signer = LogSigner::new(origin, key.signing)?;
         let verifier = signer.verifier();
@@ -70,7 +83,7 @@ impl AuditLog {
 
     fn lock(
         &self,
-    ) -> Result<std::sync::MutexGuard<'_, TransparencyLog<SqliteLogStore>>, ProverError> {
+    ) -> Result<std::sync::MutexGuard<'_, TransparencyLog<Box<dyn ProverStore>>>, ProverError> {
         self.log
             .lock()
             .map_err(|_| ProverError::Internal("audit log lock poisoned".into()))
@@ -159,7 +172,7 @@ impl AuditLog {
     /// if one was altered or removed.
     fn check_untouched(
         &self,
-        log: &mut TransparencyLog<SqliteLogStore>,
+        log: &mut TransparencyLog<Box<dyn ProverStore>>,
     ) -> Result<(), ProverError> {
         let mut poisoned = self
             .poisoned
@@ -264,10 +277,10 @@ impl AuditLog {
     /// Run `f` on the store (proof records).
     pub fn with_store<T>(
         &self,
-        f: impl FnOnce(&SqliteLogStore) -> Result<T, ProverError>,
+        f: impl FnOnce(&dyn ProverStore) -> Result<T, ProverError>,
     ) -> Result<T, ProverError> {
         let log = self.lock()?;
-        f(log.store())
+        f(log.store().as_ref())
     }
 
     /// Reread every entry and compare with the tree.

@@ -50,6 +50,10 @@ pub struct ProverConfig {
     /// Where the log, its key, the provider identity and the Groth16 keys live
     /// (`<dir>/keys`); `None` = in memory, fresh keys.
     pub data_dir: Option<PathBuf>,
+    /// Where the log lives instead (`--store`: `sqlite:DIR`, or a PostgreSQL database, tables
+    /// `prover_*`); by default `log.sqlite3` in `data_dir`. Its signing key stays in
+    /// `data_dir` either way.
+    pub store: veilgrid_kit::store_spec::StoreSpec,
     /// The log's origin (checkpoint first line, note key name).
     pub origin: String,
     /// Without keys in the data directory, set up the small development keys
@@ -72,6 +76,7 @@ impl Default for ProverConfig {
     fn default() -> Self {
         Self {
             data_dir: None,
+            store: veilgrid_kit::store_spec::StoreSpec::Default,
             origin: audit_log::DEFAULT_ORIGIN.into(),
             dev_keys: false,
             router: None,
@@ -92,7 +97,8 @@ impl ProverConfig {
 
 /// Open the log and load (or, with `dev_keys`, set up) the keys.
 pub fn open(config: &ProverConfig) -> Result<Prover, ProverError> {
-    let log = Arc::new(audit_log::AuditLog::open(
+    let log = Arc::new(audit_log::AuditLog::open_store(
+        &config.store,
         config.data_dir.as_deref(),
         &config.origin,
     )?);

@@ -35,7 +35,19 @@ pub enum RouterError {
     Ledger(String),
     /// The gRPC server failed.
     #[error(transparent)]
-    Kit(#[from] veilgrid_kit::KitError),
+    Kit(veilgrid_kit::KitError),
+}
+
+impl From<veilgrid_kit::KitError> for RouterError {
+    fn from(e: veilgrid_kit::KitError) -> Self {
+        use veilgrid_kit::KitError;
+        match e {
+            // The shared store's errors keep their own variants (UNAVAILABLE, retryable).
+            KitError::Postgres(m) => Self::Postgres(m),
+            KitError::StoreSpec(m) => Self::StoreSpec(m),
+            e => Self::Kit(e),
+        }
+    }
 }
 
 impl From<RouterError> for Status {

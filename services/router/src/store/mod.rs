@@ -15,6 +15,7 @@ pub use sqlite::SqliteStore;
 use std::path::Path;
 
 use veilgrid_core::{protocol::ProtocolId, receipt::SignedReceipt};
+use veilgrid_kit::store_spec::StoreSpec;
 
 use crate::RouterError;
 
@@ -121,20 +122,12 @@ pub trait Store: Send + Sync + 'static {
 /// the embedded SQLite store under `data_dir` (in memory when that is `None`).
 /// `sqlite:DIR` keeps `router.sqlite3` in the directory DIR.
 pub fn open(spec: Option<&str>, data_dir: Option<&Path>) -> Result<Box<dyn Store>, RouterError> {
-    match spec {
-        None => Ok(match data_dir {
+    Ok(match StoreSpec::parse(spec)? {
+        StoreSpec::Default => match data_dir {
             Some(dir) => Box::new(SqliteStore::open(dir)?),
             None => Box::new(SqliteStore::in_memory()?),
-        }),
-        Some(s) if s.starts_with("postgres://") || s.starts_with("postgresql://") => {
-            Ok(Box::new(PostgresStore::connect(s)?))
-        }
-        Some(s) => match s.strip_prefix("sqlite:") {
-            Some(dir) if !dir.is_empty() => Ok(Box::new(SqliteStore::open(Path::new(dir))?)),
-            _ => Err(RouterError::StoreSpec(format!(
-                "--store must be sqlite:DIR or postgres://user:password@host:port/database, got one starting {:?}",
-                s.split(':').next().unwrap_or_default()
-            ))),
         },
-    }
+        StoreSpec::Sqlite(dir) => Box::new(SqliteStore::open(&dir)?),
+        StoreSpec::Postgres(url) => Box::new(PostgresStore::connect(&url)?),
+    })
 }

@@ -1,29 +1,14 @@
 //! The shared store: PostgreSQL, for several router replicas behind one address.
 //!
-//! The [`Store`] trait is synchronous (the embedded SQLite store answers in
-//! microseconds), while the `postgres` client runs its own small runtime and must
-//! not be driven from inside the router's tokio runtime. So a few worker threads
-//! each own one connection; a trait call hands a job to a free worker and waits for
-//! its answer. A worker whose connection broke reconnects before its next job, so a
-//! PostgreSQL restart costs the calls in flight, not the router.
-//!
-//! Schema changes are versioned: [`MIGRATIONS`] entry `i` is version `i + 1` of the
-//! `router` component in `veilgrid_migrations`, applied once, in order, under a
-//! transaction-scoped advisory lock so replicas starting together migrate once.
-//! Tables are prefixed `router_` so other services can share the database.
+//! Connections, versioned migrations (component `router`, tables prefixed `router_`)
+//! and error mapping are `veilgrid_kit::pg`'s; this file is the router's schema and
+//! queries.
 
-use std::{
-    str::FromStr,
-    sync::{Arc, Mutex, mpsc},
-    thread,
-    time::Duration,
-};
-
-use postgres::{Client, Config, NoTls, Transaction};
 use veilgrid_core::{
     protocol::ProtocolId,
     receipt::{Receipt, SignedReceipt},
 };
+use veilgrid_kit::pg::{Client, Pool, Transaction, big as ms, pg};
 
 use super::{LeaseRecord, LedgerEntry, Store, Tally};
 use crate::RouterError;
@@ -61,53 +46,10 @@ pub const MIGRATIONS: &[&str] = &[r"
     );
 "];
 
-/// Connections (worker threads) per store.
-const WORKERS: usize = 4;
-/// Connect timeout when the URL names none.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-
-type Job = Box<dyn FnOnce(&mut Worker) + Send>;
-
 /// PostgreSQL-backed [`Store`], shared by every router replica pointed at it.
+#[derive(Debug)]
 pub struct PostgresStore {
-    jobs: mpsc::Sender<Job>,
-}
-
-impl std::fmt::Debug for PostgresStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The URL may carry a password: never printed.
-        f.debug_struct("PostgresStore").finish_non_exhaustive()
-    }
-}
-
-/// One worker thread's connection, reopened when it breaks.
-struct Worker {
-    config: Config,
-    client: Option<Client>,
-}
-
-impl Worker {
-    fn client(&mut self) -> Result<&mut Client, RouterError> {
-        if self.client.as_ref().is_none_or(Client::is_closed) {
-            self.client = Some(self.config.connect(NoTls).map_err(pg("connecting"))?);
-        }
-        self.client
-            .as_mut()
-            .ok_or_else(|| RouterError::Postgres("no connection".into()))
-    }
-}
-
-/// Map a driver error to [`RouterError::Postgres`], keeping the server's message.
-fn pg(doing: &'static str) -> impl Fn(postgres::Error) -> RouterError {
-    move |e| {
-        RouterError::Postgres(match e.as_db_error() {
-            Some(db) => format!("{doing}: {} (SQLSTATE {})", db.message(), db.code().code()),
-            None => match std::error::Error::source(&e) {
-                Some(s) => format!("{doing}: {e}: {s}"),
-                None => format!("{doing}: {e}"),
-            },
-        })
-    }
+    pool: Pool,
 }
 
 fn corrupt(what: &'static str, reason: impl ToString) -> RouterError {
@@ -121,55 +63,13 @@ fn id32(what: &'static str, v: Vec<u8>) -> Result<[u8; 32], RouterError> {
     v.try_into().map_err(|_| corrupt(what, "not 32 bytes"))
 }
 
-fn ms(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
-}
-
 impl PostgresStore {
     /// Connect to `url` (`postgres://user:password@host:port/database?…`), run the
     /// router's pending migrations and start the worker connections.
     pub fn connect(url: &str) -> Result<Self, RouterError> {
-        let mut config = Config::from_str(url).map_err(|e| {
-            RouterError::Postgres(format!(
-                "--store {:?} is not a PostgreSQL URL: {e}",
-                redact(url)
-            ))
-        })?;
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(CONNECT_TIMEOUT);
-        }
-        if config.get_application_name().is_none() {
-            config.application_name("veilgrid-router");
-        }
-        let (tx, rx) = mpsc::channel::<Job>();
-        let rx = Arc::new(Mutex::new(rx));
-        for i in 0..WORKERS {
-            let rx = rx.clone();
-            let config = config.clone();
-            thread::Builder::new()
-                .name(format!("router-pg-{i}"))
-                .spawn(move || {
-                    let mut w = Worker {
-                        config,
-                        client: None,
-                    };
-                    loop {
-                        let job = match rx.lock() {
-                            Ok(r) => r.recv(),
-                            Err(p) => p.into_inner().recv(),
-                        };
-                        match job {
-                            Ok(job) => job(&mut w),
-                            // The store was dropped: close the connection and stop.
-                            Err(_) => return,
-                        }
-                    }
-                })
-                .map_err(|e| RouterError::Postgres(format!("starting a worker thread: {e}")))?;
-        }
-        let store = Self { jobs: tx };
-        store.run(|c| migrate(c, "router", MIGRATIONS))?;
-        Ok(store)
+        Ok(Self {
+            pool: Pool::connect(url, "router", MIGRATIONS)?,
+        })
     }
 
     /// Run `f` on a worker's connection and wait for its answer.
@@ -177,97 +77,13 @@ impl PostgresStore {
         &self,
         f: impl FnOnce(&mut Client) -> Result<T, RouterError> + Send + 'static,
     ) -> Result<T, RouterError> {
-        let (done, answer) = mpsc::sync_channel(1);
-        let job: Job = Box::new(move |w: &mut Worker| {
-            let r = w.client().and_then(f);
-            let _ = done.send(r);
-        });
-        self.jobs
-            .send(job)
-            .map_err(|_| RouterError::Postgres("the store's worker threads stopped".into()))?;
-        answer.recv().map_err(|_| {
-            RouterError::Postgres("a store worker thread stopped before answering".into())
-        })?
+        self.pool.run(f)
     }
 
     /// The schema version of `component` recorded in the database.
     pub fn schema_version(&self, component: &'static str) -> Result<i32, RouterError> {
-        self.run(move |c| {
-            let row = c
-                .query_one(
-                    "SELECT COALESCE(MAX(version), 0) FROM veilgrid_migrations WHERE component = $1",
-                    &[&component],
-                )
-                .map_err(pg("reading the schema version"))?;
-            Ok(row.get::<_, i32>(0))
-        })
+        Ok(self.pool.schema_version(component)?)
     }
-}
-
-/// The URL with any password replaced, for error messages.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
-            match creds.find(':') {
-                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
-}
-
-/// Apply every migration of `component` not yet recorded, in order, in one
-/// transaction holding an advisory lock (so concurrent starters wait, then see the
-/// versions the first one applied).
-pub(super) fn migrate(
-    client: &mut Client,
-    component: &'static str,
-    migrations: &[&str],
-) -> Result<(), RouterError> {
-    // Serialize first starts on an advisory lock taken before anything else: two
-    // replicas racing on `CREATE TABLE IF NOT EXISTS` otherwise collide in PostgreSQL's
-    // catalog (unique violation on pg_type, or "type already exists", 42710).
-    let mut tx = client.transaction().map_err(pg("starting the migration"))?;
-    tx.execute(
-        "SELECT pg_advisory_xact_lock(hashtext('veilgrid_migrations'))",
-        &[],
-    )
-    .map_err(pg("locking for migration"))?;
-    tx.batch_execute(
-        "CREATE TABLE IF NOT EXISTS veilgrid_migrations (
-            component TEXT NOT NULL,
-            version INTEGER NOT NULL,
-            applied_at TIMESTAMPTZ NOT NULL DEFAULT now(),
-            PRIMARY KEY (component, version)
-        )",
-    )
-    .map_err(pg("creating veilgrid_migrations"))?;
-    let applied: i32 = tx
-        .query_one(
-            "SELECT COALESCE(MAX(version), 0) FROM veilgrid_migrations WHERE component = $1",
-            &[&component],
-        )
-        .map_err(pg("reading the schema version"))?
-        .get(0);
-    if applied as usize > migrations.len() {
-        return Err(RouterError::Postgres(format!(
-            "the database's {component} schema is at version {applied}, newer than this binary's {}: upgrade veilgrid",
-            migrations.len()
-        )));
-    }
-    for (i, m) in migrations.iter().enumerate().skip(applied.max(0) as usize) {
-        let version = (i + 1) as i32;
-        tx.batch_execute(m).map_err(pg("applying a migration"))?;
-        tx.execute(
-            "INSERT INTO veilgrid_migrations (component, version) VALUES ($1, $2)",
-            &[&component, &version],
-        )
-        .map_err(pg("recording a migration"))?;
-        tracing::info!(component, version, "applied PostgreSQL migration");
-    }
-    tx.commit().map_err(pg("committing the migration"))
 }
 
 fn insert_promise(
@@ -364,6 +180,7 @@ impl Store for PostgresStore {
                 &[],
             )
             .map_err(pg("reading leases"))
+            .map_err(RouterError::from)
         })?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
@@ -411,7 +228,8 @@ impl Store for PostgresStore {
                 )
                 .map_err(pg("storing a receipt"))?;
             }
-            tx.commit().map_err(pg("committing a ledger write"))
+            tx.commit().map_err(pg("committing a ledger write"))?;
+            Ok(())
         })
     }
 
@@ -448,7 +266,8 @@ impl Store for PostgresStore {
                     .map_err(pg("storing a receipt"))?;
                 }
             }
-            tx.commit().map_err(pg("committing a ledger write"))
+            tx.commit().map_err(pg("committing a ledger write"))?;
+            Ok(())
         })
     }
 
@@ -459,6 +278,7 @@ impl Store for PostgresStore {
                 &[],
             )
             .map_err(pg("reading tallies"))
+            .map_err(RouterError::from)
         })?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
@@ -488,6 +308,7 @@ impl Store for PostgresStore {
                 &[&after, &limit],
             )
             .map_err(pg("reading receipts"))
+            .map_err(RouterError::from)
         })?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
@@ -510,28 +331,13 @@ impl Store for PostgresStore {
 mod tests {
     use super::*;
 
-    // Tests against a real server: tests/postgres_store.rs and tests/postgres_replicas.rs.
+    // Tests against a real server: tests/postgres_store.rs and tests/postgres_replicas.rs;
+    // redaction and connection errors: veilgrid_kit::pg.
 
     #[test]
-    fn passwords_are_redacted() {
-        assert_eq!(
-            redact("postgres://vg:s3cret@db:5432/veilgrid"),
-            "postgres://vg:***@db:5432/veilgrid"
-        );
-        assert_eq!(
-            redact("postgres://vg@db/veilgrid"),
-            "postgres://vg@db/veilgrid"
-        );
+    fn connection_errors_stay_postgres_errors() {
         let e = PostgresStore::connect("postgres://vg:s3cret@db:notaport/x").unwrap_err();
-        assert!(!e.to_string().contains("s3cret"), "{e}");
-    }
-
-    #[test]
-    fn unreachable_server_is_a_clear_error() {
-        // Port 9 (discard) on loopback: nothing listens there in a test sandbox.
-        let e =
-            PostgresStore::connect("postgres://vg@127.0.0.1:9/x?connect_timeout=2").unwrap_err();
         assert!(matches!(e, RouterError::Postgres(_)), "{e:?}");
-        assert!(e.to_string().contains("connecting"), "{e}");
+        assert!(!e.to_string().contains("s3cret"), "{e}");
     }
 }

@@ -1,11 +1,9 @@
-//! The log's persistent store: SQLite (WAL) under the data directory.
+//! The embedded store: SQLite (WAL), `log.sqlite3` under the data directory.
 //!
 //! Tables: `entries(idx, data)` (the log entries, append-only), `checkpoints(seq,
 //! size, note)` (every checkpoint the log signed), `sources(source, last_seq)`
 //! (how far each router's receipts were appended) and `proofs(id, response)`
-//! (the Groth16 proofs this prover produced). Nothing here is trusted by the log:
-//! [`veilgrid_zk::log::TransparencyLog::open`] rehashes every entry and compares
-//! the tree with every stored checkpoint.
+//! (the Groth16 proofs this prover produced).
 
 use std::{cell::Cell, path::Path};
 
@@ -15,6 +13,7 @@ use veilgrid_zk::{
     log::{EntryVisitor, LogStore},
 };
 
+use super::ProverStore;
 use crate::ProverError;
 
 const MIGRATIONS: &[&str] = &[r"
@@ -68,9 +67,11 @@ impl SqliteLogStore {
             data_version: Cell::new(data_version),
         })
     }
+}
 
+impl ProverStore for SqliteLogStore {
     /// Whether another connection (or process) wrote to the database since we last looked.
-    pub fn written_by_others(&self) -> Result<bool, ProverError> {
+    fn written_by_others(&self) -> Result<bool, ProverError> {
         let v: i64 = self
             .conn
             .pragma_query_value(None, "data_version", |r| r.get(0))?;
@@ -78,24 +79,24 @@ impl SqliteLogStore {
     }
 
     /// Start a transaction (appends of one batch, the source cursor and the checkpoint commit together).
-    pub fn begin(&self) -> Result<(), ProverError> {
+    fn begin(&self) -> Result<(), ProverError> {
         self.conn.execute_batch("BEGIN IMMEDIATE")?;
         Ok(())
     }
 
     /// Commit the transaction started by [`begin`](Self::begin).
-    pub fn commit(&self) -> Result<(), ProverError> {
+    fn commit(&self) -> Result<(), ProverError> {
         self.conn.execute_batch("COMMIT")?;
         Ok(())
     }
 
     /// Roll back the transaction started by [`begin`](Self::begin).
-    pub fn rollback(&self) {
+    fn rollback(&self) {
         let _ = self.conn.execute_batch("ROLLBACK");
     }
 
     /// The last sequence number appended from `source` (0 = none).
-    pub fn source_seq(&self, source: &str) -> Result<u64, ProverError> {
+    fn source_seq(&self, source: &str) -> Result<u64, ProverError> {
         let v: Option<i64> = self
             .conn
             .query_row(
@@ -108,7 +109,7 @@ impl SqliteLogStore {
     }
 
     /// Record that `source`'s receipts up to `seq` are appended.
-    pub fn set_source_seq(&self, source: &str, seq: u64) -> Result<(), ProverError> {
+    fn set_source_seq(&self, source: &str, seq: u64) -> Result<(), ProverError> {
         self.conn.execute(
             "INSERT INTO sources (source, last_seq) VALUES (?1, ?2)
              ON CONFLICT(source) DO UPDATE SET last_seq = excluded.last_seq",
@@ -118,7 +119,7 @@ impl SqliteLogStore {
     }
 
     /// The stored checkpoint note of exactly `size` entries (the latest such), if any.
-    pub fn checkpoint_of_size(&self, size: u64) -> Result<Option<String>, ProverError> {
+    fn checkpoint_of_size(&self, size: u64) -> Result<Option<String>, ProverError> {
         Ok(self
             .conn
             .query_row(
@@ -130,7 +131,7 @@ impl SqliteLogStore {
     }
 
     /// The oldest stored checkpoint note, if any.
-    pub fn oldest_checkpoint(&self) -> Result<Option<String>, ProverError> {
+    fn oldest_checkpoint(&self) -> Result<Option<String>, ProverError> {
         Ok(self
             .conn
             .query_row(
@@ -142,7 +143,7 @@ impl SqliteLogStore {
     }
 
     /// Keep a proof (the encoded `ProveResponse`); returns its id.
-    pub fn add_proof(&self, response: &[u8]) -> Result<u64, ProverError> {
+    fn add_proof(&self, response: &[u8]) -> Result<u64, ProverError> {
         self.conn.execute(
             "INSERT INTO proofs (response) VALUES (?1)",
             params![response],
@@ -151,7 +152,7 @@ impl SqliteLogStore {
     }
 
     /// Proofs with id > `after`, at most `limit`.
-    pub fn proofs(&self, after: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, ProverError> {
+    fn proofs(&self, after: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, ProverError> {
         let mut st = self
             .conn
             .prepare_cached("SELECT id, response FROM proofs WHERE id > ?1 ORDER BY id LIMIT ?2")?;

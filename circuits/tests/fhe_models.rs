@@ -13,7 +13,12 @@ use veilgrid_circuits::inference::{
 };
 
 fn fhe_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../crypto/fhe")
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(
+            || std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")),
+            std::path::PathBuf::from,
+        )
+        .join("../crypto/fhe")
 }
 
 #[derive(serde::Deserialize)]

@@ -73,7 +73,12 @@ fn export_has_snarkjs_shape() {
 fn snarkjs_verify(e: &SnarkjsExport) -> (bool, String) {
     let dir = tempfile::tempdir().unwrap();
     e.write_to_dir(dir.path()).unwrap();
-    let check = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("snarkjs-check");
+    let check = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(
+            || std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")),
+            std::path::PathBuf::from,
+        )
+        .join("snarkjs-check");
     let out = std::process::Command::new("node")
         .arg(check.join("node_modules/snarkjs/build/cli.cjs"))
         .args(["groth16", "verify"])

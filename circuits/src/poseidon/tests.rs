@@ -2,10 +2,16 @@ use super::*;
 use ark_crypto_primitives::sponge::{CryptographicSponge, poseidon::PoseidonSponge};
 use ark_ff::MontFp;
 
-const CONSTANTS_FILE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/src/poseidon/constants_bn254_t3.rs"
-);
+/// The checked-in constants file. The directory comes from cargo at run time (a
+/// test binary built from another checkout of the same workspace may be reused).
+fn constants_file() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(
+            || std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")),
+            std::path::PathBuf::from,
+        )
+        .join("src/poseidon/constants_bn254_t3.rs")
+}
 
 /// The checked-in constants are exactly what the documented generator produces.
 /// With `VEILGRID_REGEN_POSEIDON=1` this test rewrites the file instead.
@@ -14,10 +20,10 @@ fn constants_match_generator() {
     let generated = generate_config();
     let rendered = render_constants_file(&generated);
     if std::env::var("VEILGRID_REGEN_POSEIDON").is_ok_and(|v| v == "1") {
-        std::fs::write(CONSTANTS_FILE, &rendered).unwrap();
+        std::fs::write(constants_file(), &rendered).unwrap();
         return;
     }
-    let on_disk = std::fs::read_to_string(CONSTANTS_FILE).unwrap();
+    let on_disk = std::fs::read_to_string(constants_file()).unwrap();
     assert_eq!(
         on_disk, rendered,
         "constants file differs from the generator's output"

@@ -6,7 +6,8 @@
 //!   `ℓ ∈ [0, P − 1]` with two [`BoundedProof`]s bound to the round and the order id
 //!   ([`OrderStatement`], public), and replicates `r = ρ_0 + ρ_1 + ρ_2 mod ℓ` like its
 //!   word ([`BlindingShares`], secret, inside each node's sealed payload);
-//! * each node verifies every statement in one batch when the book closes
+//! * each node verifies each statement when the order arrives
+//!   ([`crate::ProofVerdict`]); auditors verify a whole record in one batch
 //!   ([`verify_statements`]);
 //! * after the boolean-to-arithmetic conversion the nodes hold `[q]`, `[ℓ]` over
 //!   `Z_2^64`; [`check_commitments`] opens `P_j = x_j·B + ρ_j·B̃` (each by its two

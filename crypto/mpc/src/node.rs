@@ -286,8 +286,8 @@ impl Collecting {
     }
 
     /// Close the book and start the input check (6 steps; more in malicious mode): the
-    /// three nodes compare the order lists; each verifies every order's range proofs
-    /// (one batch); the two holders of every share component compare their copies and
+    /// three nodes compare the order lists; the range-proof verdicts recorded when
+    /// the orders arrived are used (no verification here); the two holders of every share component compare their copies and
     /// all compare digests of the public statements; orders with any disagreement or
     /// a failing proof are dropped by all nodes. Then the bits are converted to
     /// arithmetic sharings (gates checked in malicious mode) and the commitment check

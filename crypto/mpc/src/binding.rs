@@ -6,7 +6,8 @@
 //!   `ℓ ∈ [0, P − 1]` with two [`BoundedProof`]s bound to the round and the order id
 //!   ([`OrderStatement`], public), and replicates `r = ρ_0 + ρ_1 + ρ_2 mod ℓ` like its
 //!   word ([`BlindingShares`], secret, inside each node's sealed payload);
-//! * each node verifies every statement in one batch when the book closes
+//! * each node verifies each statement when the order arrives
+//!   ([`crate::ProofVerdict`]); auditors verify a whole record in one batch
 //!   ([`verify_statements`]);
 //! * after the boolean-to-arithmetic conversion the nodes hold `[q]`, `[ℓ]` over
 //!   `Z_2^64`; [`check_commitments`] opens `P_j = x_j·B + ρ_j·B̃` (each by its two
@@ -433,15 +434,16 @@ fn value_table() -> &'static RistrettoBasepointTable {
 }
 
 /// `{0, 2^64·B, 2^65·B}`: the only values `Σ P_j − C` may take (carry 0, 1, 2).
-fn carry_points() -> &'static [CompressedRistretto; 3] {
-    static T: OnceLock<[CompressedRistretto; 3]> = OnceLock::new();
+/// Compared as points (projective equality), so no candidate is ever compressed.
+fn carry_points() -> &'static [RistrettoPoint; 3] {
+    static T: OnceLock<[RistrettoPoint; 3]> = OnceLock::new();
     T.get_or_init(|| {
         let b = PedersenGens::default().B;
         let two64 = Scalar::from(1u128 << 64);
         [
-            RistrettoPoint::identity().compress(),
-            (two64 * b).compress(),
-            (two64 * Scalar::from(2u8) * b).compress(),
+            RistrettoPoint::identity(),
+            two64 * b,
+            two64 * Scalar::from(2u8) * b,
         ]
     })
 }
@@ -530,7 +532,7 @@ pub(crate) async fn check_commitments(
             let cp = CompressedRistretto(c.to_bytes())
                 .decompress()
                 .ok_or(Error::Malformed("commitment is not a Ristretto point"))?;
-            let d = (own[k][v] + third - cp).compress();
+            let d = own[k][v] + third - cp;
             good &= carries.contains(&d);
         }
         ok.push(good);

@@ -12,7 +12,7 @@ use crate::binding::{MAX_QTY, OrderStatement, verify_round_record, verify_statem
 use crate::ctx::SecurityMode;
 use crate::error::Error;
 use crate::message::{Message, Phase};
-use crate::node::{DropReason, NodeKeys, RoundConfig};
+use crate::node::{Collecting, DropReason, NodeKeys, ProofVerdict, RoundConfig};
 use crate::order::{
     Order, OrderId, OrderPayload, Side, share_order_with_rng, share_with_statement,
 };
@@ -341,6 +341,34 @@ fn tampered_proofs_and_commitments_are_refused() {
     let mut rec = run.record.clone();
     rec[0].1 = p[0][0].statement.clone();
     assert!(verify_round_record(&ROUND, levels, &rec, &run.order_set_hash).is_err());
+}
+
+#[test]
+fn proofs_are_verified_when_orders_arrive() {
+    let mut rng = StdRng::seed_from_u64(6);
+    let levels = 8;
+    let book = random_book(3, levels, &mut rng);
+    let p = honest(&book, levels, &mut rng);
+    let mut b = p[1][0].statement.to_bytes();
+    b[64 + 2 + 100] ^= 1;
+    let tampered = OrderStatement::from_bytes(&b).unwrap();
+    let keys = NodeKeys::generate_all();
+    let c = cfg(levels, SecurityMode::SemiHonest);
+    let mut node = Collecting::new(c, &keys[0]).unwrap();
+    node.add_order(&p[0][0]).unwrap();
+    assert_eq!(node.invalid_proofs(), 0);
+    let mut bad = p[1][0].clone();
+    bad.statement = tampered;
+    node.add_order(&bad).unwrap();
+    // the failure is recorded before close
+    assert_eq!(node.invalid_proofs(), 1);
+    // a verdict made for another order (or round) is refused
+    let other = ProofVerdict::check(&c, &p[0][0]);
+    assert!(other.holds());
+    assert!(node.add_verified(2, &p[2][0], other).is_err());
+    let own = ProofVerdict::check(&c, &p[2][0]);
+    node.add_verified(2, &p[2][0], own).unwrap();
+    assert_eq!((node.len(), node.invalid_proofs()), (3, 1));
 }
 
 #[test]

@@ -55,7 +55,9 @@ pub use ctx::SecurityMode;
 pub use engine::{Running, Step};
 pub use error::Error;
 pub use message::{Message, Phase};
-pub use node::{Checked, Cleared, Collecting, DropReason, Filled, NodeKeys, RoundConfig};
+pub use node::{
+    Checked, Cleared, Collecting, DropReason, Filled, NodeKeys, ProofVerdict, RoundConfig,
+};
 pub use order::{FillShare, Order, OrderId, OrderPayload, Side, reconstruct_fill, share_order};
 pub use outcome::{ClearingResult, RoundOutcome};
 pub use party::PartyId;

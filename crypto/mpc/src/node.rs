@@ -3,7 +3,7 @@
 //! caller moves its messages and feeds the replies back, and gets the next typestate
 //! when the phase is over. No step can run out of order, none does I/O.
 
-use crate::binding::{BlindingShares, OrderStatement, check_commitments, verify_statements};
+use crate::binding::{BlindingShares, OrderStatement, check_commitments};
 use crate::clearing::{FillState, clear, fills};
 use crate::convert::{BitComps, b2a};
 use crate::ctx::{Core, Ctx, GateLog, SecurityMode};
@@ -88,6 +88,41 @@ pub struct RoundConfig {
     pub mode: SecurityMode,
 }
 
+/// An order's two range proofs, verified when the order arrives (off the lock that
+/// guards the book, so a service can verify concurrent submissions in parallel).
+/// Tied to the round, the number of levels, the order id and the statement digest;
+/// [`Collecting::add_verified`] refuses a verdict made for anything else.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProofVerdict {
+    round: [u8; 16],
+    levels: u32,
+    id: OrderId,
+    digest: [u8; 32],
+    ok: bool,
+}
+
+impl ProofVerdict {
+    /// Verify `payload`'s range proofs for the round `cfg` (about 0.65 ms).
+    pub fn check(cfg: &RoundConfig, payload: &OrderPayload) -> Self {
+        let ok = payload
+            .statement
+            .verify(&cfg.round, &payload.id, cfg.levels)
+            .is_ok();
+        ProofVerdict {
+            round: cfg.round,
+            levels: cfg.levels,
+            id: payload.id.clone(),
+            digest: payload.statement.digest(),
+            ok,
+        }
+    }
+
+    /// Whether both proofs hold.
+    pub fn holds(&self) -> bool {
+        self.ok
+    }
+}
+
 /// Phase 0: receiving order shares (local only).
 pub struct Collecting {
     cfg: RoundConfig,
@@ -96,6 +131,8 @@ pub struct Collecting {
     comps: Vec<[u64; 2]>,
     blinds: Vec<BlindingShares>,
     statements: Vec<OrderStatement>,
+    /// Whether each order's range proofs verified when it arrived.
+    proof_ok: Vec<bool>,
     seen: HashSet<OrderId>,
     /// Submission sequence number of each order (the book is sorted by it at close).
     seqs: Vec<u64>,
@@ -125,6 +162,7 @@ impl Collecting {
             comps: Vec::new(),
             blinds: Vec::new(),
             statements: Vec::new(),
+            proof_ok: Vec::new(),
             seen: HashSet::new(),
             seqs: Vec::new(),
             seqs_seen: HashSet::new(),
@@ -143,7 +181,33 @@ impl Collecting {
     /// matching service's node 0): shares may arrive in any order, the book is sorted
     /// by sequence number when it closes, so the three nodes agree on submission order
     /// even when clients submit concurrently. A number used twice is refused.
+    /// The order's range proofs are verified here (see [`ProofVerdict`]); an order
+    /// whose proofs fail is kept and dropped by every node at close.
     pub fn add_sequenced(&mut self, seq: u64, payload: &OrderPayload) -> Result<(), Error> {
+        let verdict = ProofVerdict::check(&self.cfg, payload);
+        self.add_verified(seq, payload, verdict)
+    }
+
+    /// [`Collecting::add_sequenced`] with the range proofs already verified by
+    /// [`ProofVerdict::check`] (for example on a blocking thread, before taking the
+    /// lock that guards this book).
+    pub fn add_verified(
+        &mut self,
+        seq: u64,
+        payload: &OrderPayload,
+        verdict: ProofVerdict,
+    ) -> Result<(), Error> {
+        if verdict.round != self.cfg.round
+            || verdict.levels != self.cfg.levels
+            || verdict.id != payload.id
+            || verdict.digest != payload.statement.digest()
+        {
+            return Err(Error::Misaddressed {
+                what: "proof verdict",
+                got: verdict.id.to_string(),
+                expected: payload.id.to_string(),
+            });
+        }
         if payload.round != self.cfg.round {
             return Err(Error::Misaddressed {
                 what: "round",
@@ -172,6 +236,7 @@ impl Collecting {
         self.comps.push(payload.comps());
         self.blinds.push(payload.blinding().clone());
         self.statements.push(payload.statement.clone());
+        self.proof_ok.push(verdict.ok);
         self.seqs.push(seq);
         Ok(())
     }
@@ -186,6 +251,7 @@ impl Collecting {
             comps: perm.iter().map(|&i| self.comps[i]).collect(),
             blinds: perm.iter().map(|&i| self.blinds[i].clone()).collect(),
             statements: perm.iter().map(|&i| self.statements[i].clone()).collect(),
+            proof_ok: perm.iter().map(|&i| self.proof_ok[i]).collect(),
         };
         self.comps.zeroize();
         (self.cfg, self.keys.clone(), book)
@@ -208,9 +274,20 @@ impl Collecting {
         self.ids.is_empty()
     }
 
+    /// The round's public parameters.
+    pub fn config(&self) -> &RoundConfig {
+        &self.cfg
+    }
+
+    /// Number of orders so far whose range proofs failed when they arrived (all of
+    /// them are dropped with [`DropReason::InvalidRangeProof`] at close).
+    pub fn invalid_proofs(&self) -> usize {
+        self.proof_ok.iter().filter(|ok| !**ok).count()
+    }
+
     /// Close the book and start the input check (6 steps; more in malicious mode): the
-    /// three nodes compare the order lists; each verifies every order's range proofs
-    /// (one batch); the two holders of every share component compare their copies and
+    /// three nodes compare the order lists; the range-proof verdicts recorded when
+    /// the orders arrived are used (no verification here); the two holders of every share component compare their copies and
     /// all compare digests of the public statements; orders with any disagreement or
     /// a failing proof are dropped by all nodes. Then the bits are converted to
     /// arithmetic sharings (gates checked in malicious mode) and the commitment check
@@ -245,6 +322,7 @@ struct Book {
     comps: Vec<[u64; 2]>,
     blinds: Vec<BlindingShares>,
     statements: Vec<OrderStatement>,
+    proof_ok: Vec<bool>,
 }
 
 impl Drop for Book {
@@ -315,7 +393,6 @@ fn filter_fields(e: &AVec, n: usize, keep: &[usize]) -> AVec {
 
 async fn check_inputs(ctx: &mut Ctx, levels: u32, book: Book) -> Result<InputCheck, Error> {
     let me = ctx.me();
-    let round = ctx.core.round;
     let ids = book.ids.clone();
     let h = order_set_hash(&ids);
     let hw: Vec<u64> = h
@@ -330,8 +407,8 @@ async fn check_inputs(ctx: &mut Ctx, levels: u32, book: Book) -> Result<InputChe
         return Err(Error::OrderSetMismatch { with: me.next() });
     }
     let n = ids.len();
-    // every node verifies every statement (one batch); honest nodes agree on the result
-    let proofs_ok = verify_statements(&round, levels, &ids, &book.statements);
+    // every node verified every statement when it arrived; honest nodes agree
+    let proofs_ok = book.proof_ok.clone();
     // my first components are the predecessor's second ones, my second the successor's
     // first; the statement digests must be the same everywhere
     let mut mine_a = Vec::with_capacity(COPY_WORDS * n);

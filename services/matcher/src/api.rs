@@ -115,7 +115,13 @@ impl Handler for Api {
                 let req: pb::SubmitShareRequest = decode("SubmitShareRequest", &payload)?;
                 owners.claim(OWNER_KEY_KIND, &req.owner_seal_key, caller)?;
                 owners.claim(ORDER_KIND, &order_key(&req.round_id, &req.order_id), caller)?;
-                n.submit(req)?.encode_to_vec()
+                // opening the share and verifying its range proofs is CPU work: keep it
+                // off the async threads
+                let node = n.clone();
+                tokio::task::spawn_blocking(move || node.submit(req))
+                    .await
+                    .map_err(|e| MatchError::Aborted(format!("verifying the order: {e}")))??
+                    .encode_to_vec()
             }
             Rpc::Close => {
                 let req: pb::CloseRoundRequest = decode("CloseRoundRequest", &payload)?;

@@ -14,8 +14,8 @@ use veilgrid_kit::{
     registration::RegistrationConfig, tls::Security,
 };
 use veilgrid_mpc::{
-    ClearingResult, Collecting, NodeKeys, OrderId, OrderPayload, RoundConfig, RoundOutcome,
-    SecurityMode, Step,
+    ClearingResult, Collecting, NodeKeys, OrderId, OrderPayload, ProofVerdict, RoundConfig,
+    RoundOutcome, SecurityMode, Step,
 };
 use veilgrid_proto::matching::v1 as pb;
 
@@ -315,6 +315,13 @@ impl Node {
                 "the sealed share names another order".into(),
             ));
         }
+        // verify the range proofs (~0.65 ms) before taking the rounds lock, so
+        // concurrent submissions verify in parallel and close only re-checks copies
+        let cfg = match self.rounds().get(&round).map(|r| &r.state) {
+            Some(State::Open(c)) => Some(*c.config()),
+            _ => None,
+        };
+        let verdict = cfg.map(|cfg| ProofVerdict::check(&cfg, &payload));
         let mut rounds = self.rounds();
         let r = rounds
             .get_mut(&round)
@@ -354,7 +361,10 @@ impl Node {
                 })?;
             (seq, req.sequence_ticket.clone())
         };
-        c.add_sequenced(seq, &payload)?;
+        match verdict {
+            Some(v) => c.add_verified(seq, &payload, v)?,
+            None => c.add_sequenced(seq, &payload)?,
+        }
         if self.party() == 0 {
             r.next_seq += 1;
         }

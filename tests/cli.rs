@@ -302,6 +302,7 @@ fn up_runs_mutual_tls_by_default_and_matching_commands_work_against_it() {
         serde_json::from_slice(&out.stdout).unwrap()
     };
     let mut nodes = 0;
+    let mut node_urls: Vec<String> = Vec::new();
     for _ in 0..150 {
         let out = veilgrid()
             .env("VEILGRID_DATA_DIR", &data)
@@ -310,7 +311,7 @@ fn up_runs_mutual_tls_by_default_and_matching_commands_work_against_it() {
             .unwrap();
         if out.status.success() {
             let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-            nodes = v
+            node_urls = v
                 .as_array()
                 .unwrap()
                 .iter()
@@ -319,7 +320,9 @@ fn up_runs_mutual_tls_by_default_and_matching_commands_work_against_it() {
                         .as_str()
                         .is_some_and(|n| n.starts_with("matcher-"))
                 })
-                .count();
+                .filter_map(|p| p["endpoint"].as_str().map(str::to_owned))
+                .collect();
+            nodes = node_urls.len();
             if nodes == 3 {
                 break;
             }
@@ -353,6 +356,32 @@ fn up_runs_mutual_tls_by_default_and_matching_commands_work_against_it() {
     assert_eq!(
         (v["status"].as_str(), v["serving"].as_bool()),
         (Some("SERVING"), Some(true))
+    );
+    // A matching party's probe cannot name its own certificate (its party follows from
+    // the pod ordinal): `--identity any` presents the first one in the directory.
+    for node in &node_urls {
+        let out = health(node, &["--identity", "any"]);
+        assert!(
+            out.status.success(),
+            "{node}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let empty = tempfile::tempdir().unwrap();
+    let out = health(
+        &url,
+        &[
+            "--identity",
+            "any",
+            "--tls-dir",
+            empty.path().to_str().unwrap(),
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("holds no certificate with its key"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
     // Plaintext against the TLS port is not a pass.
     let out = health(&url.replace("https://", "http://"), &[]);

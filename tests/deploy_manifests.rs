@@ -86,9 +86,43 @@ fn substitute(arg: &str) -> String {
         .replace("$(POD_NAMESPACE)", "veilgrid")
 }
 
+/// Where every container finds its TLS material.
+const TLS_DIR: &str = "/etc/veilgrid/tls";
+
 struct Checked {
     service: String,
     file: PathBuf,
+    /// The Secret mounted at [`TLS_DIR`].
+    tls_secret: String,
+    /// The certificates `veilgrid serve <service> --tls-dir` loads (`<name>.pem`, `<name>.key`).
+    tls_names: Vec<String>,
+}
+
+/// The certificate names `veilgrid serve <service>` loads from --tls-dir (see its
+/// `--help`): a matching party presents `matcher-<party>`, and every ordinal of the
+/// StatefulSet runs in the same pod template.
+fn tls_names(service: &str) -> Vec<String> {
+    match service {
+        "committee-member" => vec!["agg-member".into()],
+        "matcher-node" => (0..3).map(|i| format!("matcher-{i}")).collect(),
+        other => vec![other.to_owned()],
+    }
+}
+
+/// The Secret volume a container mounts at [`TLS_DIR`].
+fn tls_secret(spec: &Value, c: &Value) -> Option<String> {
+    let volume = c["volumeMounts"]
+        .as_sequence()?
+        .iter()
+        .find(|m| m["mountPath"] == TLS_DIR)?["name"]
+        .as_str()?
+        .to_owned();
+    spec["volumes"]
+        .as_sequence()?
+        .iter()
+        .find(|v| v["name"] == volume.as_str())?["secret"]["secretName"]
+        .as_str()
+        .map(str::to_owned)
 }
 
 /// Check one container against the binary; `Err(service)` when the binary does not
@@ -96,6 +130,7 @@ struct Checked {
 fn check_container(
     file: &Path,
     name: &str,
+    spec: &Value,
     c: &Value,
     offered: &BTreeSet<String>,
     env_known: &str,
@@ -140,19 +175,77 @@ fn check_container(
             .any(|p| p["name"] == "grpc" && p["containerPort"].as_u64() == Some(port)),
         "{ctx}: no containerPort {port} named grpc"
     );
+    // Every service runs under mutual TLS, with the Secret mounted where --tls-dir says.
+    let tls_dir = args
+        .iter()
+        .position(|a| a == "--tls-dir")
+        .map(|i| args[i + 1].clone())
+        .unwrap_or_else(|| panic!("{ctx}: no --tls-dir: the hop would be plaintext"));
+    assert_eq!(tls_dir, TLS_DIR, "{ctx}");
+    // The kubelet's grpc probe speaks plaintext, so both probes are exec probes running
+    // `veilgrid health` over mutual TLS against this container's port, with a command
+    // the binary accepts and a certificate the Secret holds.
+    let expected_identity = tls_names(&service);
     for probe in ["readinessProbe", "livenessProbe"] {
+        assert!(
+            c[probe]["grpc"].is_null(),
+            "{ctx}: {probe} is a plaintext grpc probe"
+        );
+        let cmd: Vec<String> = c[probe]["exec"]["command"]
+            .as_sequence()
+            .unwrap_or_else(|| panic!("{ctx}: {probe} is not an exec probe"))
+            .iter()
+            .map(s)
+            .collect();
+        assert_eq!(cmd[0], "/usr/local/bin/veilgrid", "{ctx}: {probe}");
+        assert_eq!(cmd[1], "health", "{ctx}: {probe}");
+        let flag = |name: &str| {
+            cmd.iter()
+                .position(|a| a == name)
+                .map(|i| cmd[i + 1].clone())
+                .unwrap_or_else(|| panic!("{ctx}: {probe} lacks {name}"))
+        };
         assert_eq!(
-            c[probe]["grpc"]["port"].as_u64(),
-            Some(port),
-            "{ctx}: {probe} must be a grpc.health.v1 probe on {port}"
+            flag("--target"),
+            format!("https://127.0.0.1:{port}"),
+            "{ctx}: {probe} must ask this container's port over TLS"
+        );
+        assert_eq!(flag("--tls-dir"), TLS_DIR, "{ctx}: {probe}");
+        let identity = flag("--identity");
+        assert!(
+            identity == "any" || expected_identity.contains(&identity),
+            "{ctx}: {probe} presents {identity}, not one of {expected_identity:?}"
+        );
+        let timeout_ms: u64 = flag("--timeout-ms").parse().unwrap();
+        let timeout_s = c[probe]["timeoutSeconds"].as_u64().unwrap_or(1);
+        assert!(
+            timeout_ms < timeout_s * 1000,
+            "{ctx}: {probe} gives up after the kubelet does ({timeout_ms} ms vs {timeout_s} s)"
+        );
+        let mut parse: Vec<String> = cmd[1..].to_vec();
+        parse.push("--help".into());
+        let (ok, out) = veilgrid(&parse);
+        assert!(
+            ok,
+            "{ctx}: {probe} `veilgrid {}` is refused:\n{out}",
+            parse.join(" ")
         );
     }
     if let Some(adv) = args.iter().position(|a| a == "--advertise") {
         let url = &args[adv + 1];
         assert!(
-            url.starts_with("http://") && url.ends_with(&format!(":{port}")),
-            "{ctx}: --advertise {url} does not reach port {port}"
+            url.starts_with("https://") && url.ends_with(&format!(":{port}")),
+            "{ctx}: --advertise {url} does not reach port {port} over TLS"
         );
+    }
+    for e in c["env"].as_sequence().into_iter().flatten() {
+        if e["name"] == "VEILGRID_ROUTER" {
+            let url = s(&e["value"]);
+            assert_eq!(
+                url, "https://veilgrid-router:7700",
+                "{ctx}: the router is reached over TLS by its Service name (its certificate's SAN)"
+            );
+        }
     }
 
     // Every env var is read by the binary or referenced by the args.
@@ -169,10 +262,13 @@ fn check_container(
     // The TLS Secret mount sits where the services will look for it.
     let mounts = c["volumeMounts"].as_sequence().unwrap();
     assert!(
-        mounts.iter().any(|m| m["mountPath"] == "/etc/veilgrid/tls"),
-        "{ctx}: no TLS mount at /etc/veilgrid/tls"
+        mounts.iter().any(|m| m["mountPath"] == TLS_DIR),
+        "{ctx}: no TLS mount at {TLS_DIR}"
     );
     Ok(Checked {
+        tls_secret: tls_secret(spec, c)
+            .unwrap_or_else(|| panic!("{ctx}: {TLS_DIR} is not a Secret")),
+        tls_names: expected_identity,
         service,
         file: file.to_owned(),
     })
@@ -201,7 +297,7 @@ fn every_container_runs_a_command_the_binary_accepts() {
             if s(&c["image"]) != "veilgrid" {
                 continue; // e.g. the local overlay's throw-away PostgreSQL
             }
-            match check_container(&file, &name, c, &offered, &help) {
+            match check_container(&file, &name, spec, c, &offered, &help) {
                 Ok(ch) => checked.push(ch),
                 Err(service) => {
                     assert!(
@@ -230,6 +326,7 @@ fn every_container_runs_a_command_the_binary_accepts() {
     for c in &checked {
         eprintln!("ok: veilgrid serve {} ({})", c.service, c.file.display());
     }
+    check_tls_secrets(&checked);
     // A pending component must not be deployed by an overlay yet.
     for (service, file) in &pending {
         eprintln!(
@@ -291,4 +388,140 @@ fn the_router_store_is_chosen_on_up_and_serve() {
     assert!(!ok);
     assert!(out.contains("sqlite:DIR or postgres://"), "{out}");
     assert!(!out.contains("hunter2"), "{out}");
+}
+
+/// Run deploy/k8s/tls-secrets.sh with this binary into `dir`; its Secrets by name, each
+/// as its keys.
+fn make_tls_secrets(dir: &Path) -> std::collections::BTreeMap<String, BTreeSet<String>> {
+    let out = Command::new("bash")
+        .arg(root().join("deploy/k8s/tls-secrets.sh"))
+        .args(["--dir", dir.to_str().unwrap(), "--namespace", "veilgrid"])
+        .env("VEILGRID", env!("CARGO_BIN_EXE_veilgrid"))
+        .env_remove("VEILGRID_TLS_DIR")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "tls-secrets.sh: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(dir.join("secrets.yaml")).unwrap();
+    let mut secrets = std::collections::BTreeMap::new();
+    for doc in serde_yaml::Deserializer::from_str(&text) {
+        let v = Value::deserialize(doc).unwrap();
+        if v.is_null() {
+            continue;
+        }
+        assert_eq!(v["kind"], "Secret");
+        assert_eq!(v["metadata"]["namespace"], "veilgrid");
+        let keys: BTreeSet<String> = v["data"].as_mapping().unwrap().keys().map(s).collect();
+        secrets.insert(s(&v["metadata"]["name"]), keys);
+    }
+    secrets
+}
+
+/// The Secret each container mounts, as tls-secrets.sh makes it, holds the CA and
+/// every certificate the service loads, and no Secret holds the CA's key.
+fn check_tls_secrets(checked: &[Checked]) {
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = make_tls_secrets(&dir.path().join("tls"));
+    for c in checked {
+        let keys = secrets.get(&c.tls_secret).unwrap_or_else(|| {
+            panic!(
+                "{}: mounts Secret {}, which tls-secrets.sh does not make ({:?})",
+                c.file.display(),
+                c.tls_secret,
+                secrets.keys()
+            )
+        });
+        assert!(keys.contains("ca.pem"), "{}: {keys:?}", c.tls_secret);
+        for name in &c.tls_names {
+            for ext in ["pem", "key"] {
+                assert!(
+                    keys.contains(&format!("{name}.{ext}")),
+                    "{} (for `veilgrid serve {}`) lacks {name}.{ext}: {keys:?}",
+                    c.tls_secret,
+                    c.service
+                );
+            }
+        }
+    }
+    for (name, keys) in &secrets {
+        assert!(!keys.contains("ca.key"), "{name} carries the CA's key");
+    }
+}
+
+/// A provider dials `https://veilgrid-router:7700` (the Service name): the router's
+/// certificate from tls-secrets.sh must be valid for that name, and a provider's own
+/// certificate must be accepted as its client certificate. Checked against a real
+/// router on port 0 with `veilgrid health`, the manifests' probe command.
+#[test]
+fn the_router_certificate_names_its_kubernetes_service() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tls = tmp.path().join("tls");
+    make_tls_secrets(&tls);
+    let mut router = Command::new(env!("CARGO_BIN_EXE_veilgrid"))
+        .args([
+            "serve",
+            "router",
+            "--listen",
+            "127.0.0.1:0",
+            "--stop-on-stdin-eof",
+        ])
+        .arg("--tls-dir")
+        .arg(&tls)
+        .arg("--data-dir")
+        .arg(tmp.path().join("data"))
+        .env_remove("VEILGRID_STORE")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(router.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("router listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+    let health = |server_name: &str, identity: &str| {
+        let mut out = None;
+        for _ in 0..50 {
+            let o = Command::new(env!("CARGO_BIN_EXE_veilgrid"))
+                .args(["health", "--json", "--target", &url, "--tls-dir"])
+                .arg(&tls)
+                .args(["--server-name", server_name, "--identity", identity])
+                .output()
+                .unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+            let done = o.status.success()
+                || !v["error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("Connection refused"));
+            out = Some((o.status.success(), v));
+            if done {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        out.unwrap()
+    };
+    for name in [
+        "veilgrid-router",
+        "veilgrid-router.veilgrid.svc.cluster.local",
+    ] {
+        let (ok, v) = health(name, "fhe");
+        assert!(ok, "{name}: {v}");
+        assert_eq!(v["status"], "SERVING");
+    }
+    // Not issued to another service's name.
+    let (ok, v) = health("veilgrid-fhe", "fhe");
+    assert!(!ok, "{v}");
+    drop(router.stdin.take());
+    let _ = router.wait();
 }

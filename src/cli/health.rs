@@ -24,7 +24,9 @@ pub(crate) struct HealthArgs {
     #[arg(long, env = "VEILGRID_TLS_DIR")]
     tls_dir: Option<PathBuf>,
     /// Which certificate in --tls-dir to present; a service probing itself presents
-    /// its own (e.g. `router`).
+    /// its own (e.g. `router`). `any`: the first `<name>.pem` with its `<name>.key`
+    /// in the directory, by name (for a pod that cannot name its own, such as a
+    /// matching party whose name follows from its pod ordinal).
     #[arg(long, env = "VEILGRID_IDENTITY", default_value = "cli")]
     identity: String,
     /// The name the service's certificate must be issued to (default: the URL's host).
@@ -42,12 +44,20 @@ pub(crate) struct HealthArgs {
 }
 
 pub(crate) async fn run(a: HealthArgs) -> Result<ExitCode, Error> {
-    let security = match (&a.tls_dir, a.target.starts_with("https://")) {
-        (Some(d), _) => Security::mtls_from_dir(d, &a.identity)?,
-        (None, true) => {
-            Security::mtls_from_dir(&super::default_data_dir().join("tls"), &a.identity)?
+    let dir = match (&a.tls_dir, a.target.starts_with("https://")) {
+        (Some(d), _) => Some(d.clone()),
+        (None, true) => Some(super::default_data_dir().join("tls")),
+        (None, false) => None,
+    };
+    let security = match dir {
+        Some(d) => {
+            let identity = match a.identity.as_str() {
+                ANY => any_identity(&d)?,
+                name => name.to_owned(),
+            };
+            Security::mtls_from_dir(&d, &identity)?
         }
-        (None, false) => Security::Plaintext,
+        None => Security::Plaintext,
     };
     let timeout = Duration::from_millis(a.timeout_ms.max(1));
     let endpoint = security
@@ -100,6 +110,32 @@ pub(crate) async fn run(a: HealthArgs) -> Result<ExitCode, Error> {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    })
+}
+
+/// `--identity any`.
+const ANY: &str = "any";
+
+/// The first certificate in `dir` (by name) that has its key beside it; not the CA.
+fn any_identity(dir: &std::path::Path) -> Result<String, Error> {
+    let entries = std::fs::read_dir(dir).map_err(|source| Error::Io {
+        path: dir.display().to_string(),
+        source,
+    })?;
+    let mut names: Vec<String> = entries
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.strip_suffix(".pem").map(str::to_owned)
+        })
+        .filter(|n| n != "ca" && dir.join(format!("{n}.key")).is_file())
+        .collect();
+    names.sort();
+    names.into_iter().next().ok_or_else(|| {
+        Error::Usage(format!(
+            "--identity any: {} holds no certificate with its key (<name>.pem and <name>.key)",
+            dir.display()
+        ))
     })
 }
 

@@ -144,7 +144,9 @@ pub(crate) async fn run(a: ServeArgs) -> Result<(), Error> {
                 rate_sources: Some(rate_sources),
                 ..RouterConfig::default()
             })?;
-            println!("router listening on {scheme}://{listen}");
+            // the bound address: --listen may name port 0
+            let bound = listener.local_addr().unwrap_or(listen);
+            println!("router listening on {scheme}://{bound}");
             veilgrid_router::serve(listener, shutdown, state).await?;
         }
         Service::Fhe => {

@@ -30,6 +30,7 @@ pub mod echo;
 mod error;
 pub mod identity;
 pub mod pg;
+mod pg_tls;
 pub mod provider;
 pub mod registration;
 pub mod server;

@@ -23,6 +23,9 @@ use std::{
 
 pub use postgres::{Client, Row, Transaction};
 use postgres::{Config, NoTls};
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+use crate::pg_tls;
 
 use crate::KitError;
 
@@ -48,13 +51,25 @@ impl std::fmt::Debug for Pool {
 /// One worker thread's connection, reopened when it breaks.
 struct Worker {
     config: Config,
+    tls: MakeRustlsConnect,
     client: Option<Client>,
 }
 
 impl Worker {
     fn client(&mut self) -> Result<&mut Client, KitError> {
         if self.client.as_ref().is_none_or(Client::is_closed) {
-            self.client = Some(self.config.connect(NoTls).map_err(pg("connecting"))?);
+            let client = self
+                .config
+                .connect(self.tls.clone())
+                .map_err(pg("connecting"))
+                .map_err(|e| match e {
+                    KitError::Postgres(m) => match pg_tls::hint(&m) {
+                        Some(hint) => KitError::Postgres(format!("{m} ({hint})")),
+                        None => KitError::Postgres(m),
+                    },
+                    other => other,
+                })?;
+            self.client = Some(client);
         }
         self.client
             .as_mut()
@@ -95,7 +110,9 @@ impl Pool {
         component: &'static str,
         migrations: &'static [&'static str],
     ) -> Result<Self, KitError> {
-        let mut config = Config::from_str(url).map_err(|e| {
+        let prepared = pg_tls::prepare(url);
+        let tls = pg_tls::connector(&prepared)?;
+        let mut config = Config::from_str(&prepared.url).map_err(|e| {
             KitError::Postgres(format!(
                 "--store {:?} is not a PostgreSQL URL: {e}",
                 redact(url)
@@ -112,11 +129,13 @@ impl Pool {
         for i in 0..WORKERS {
             let rx = rx.clone();
             let config = config.clone();
+            let tls = tls.clone();
             thread::Builder::new()
                 .name(format!("{component}-pg-{i}"))
                 .spawn(move || {
                     let mut w = Worker {
                         config,
+                        tls,
                         client: None,
                     };
                     loop {

@@ -62,7 +62,10 @@ vg_pg_tls() {
     shift 2
     local as=("$@") tls="$data/tls"
     if [ ! -f "$tls/server.pem" ]; then
-        command -v openssl >/dev/null || { echo "postgres: openssl is needed for the TLS test certificate" >&2; return 1; }
+        if ! command -v openssl >/dev/null; then
+            echo "== postgres: no openssl, so no TLS test certificate: the PostgreSQL TLS tests will say they skipped" >&2
+            return 0
+        fi
         "${as[@]}" mkdir -p "$tls"
         "${as[@]}" openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
             -keyout "$tls/ca.key" -out "$tls/ca.pem" -days 3650 -subj "/CN=veilgrid CI PostgreSQL CA" \

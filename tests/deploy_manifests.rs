@@ -525,3 +525,233 @@ fn the_router_certificate_names_its_kubernetes_service() {
     drop(router.stdin.take());
     let _ = router.wait();
 }
+
+/// One base container run as a local process the way its pod would run it.
+struct Pod {
+    name: String,
+    child: std::process::Child,
+    /// The readiness probe's command, rewritten like the args.
+    probe: Vec<String>,
+}
+
+impl Drop for Pod {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Run the readiness probe until it passes (or `tries` × 200 ms went by).
+fn ready(pod: &mut Pod, tries: u32) -> Result<(), String> {
+    let mut last = String::new();
+    for _ in 0..tries {
+        if let Ok(Some(status)) = pod.child.try_wait() {
+            return Err(format!("{} exited: {status}", pod.name));
+        }
+        let out = Command::new(&pod.probe[0])
+            .args(&pod.probe[1..])
+            .output()
+            .unwrap();
+        if out.status.success() {
+            return Ok(());
+        }
+        last = String::from_utf8_lossy(&out.stderr).into_owned();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    Err(format!(
+        "{}: readiness probe never passed: {last}",
+        pod.name
+    ))
+}
+
+/// The base manifests, run as processes on loopback: every container of the base (one
+/// replica each) starts from its own args and env, with its TLS Secret as made by
+/// tls-secrets.sh materialized where `--tls-dir` points, and its own readiness probe
+/// (`veilgrid health` over mutual TLS) passes; then the providers are registered
+/// with the router. What a cluster adds is rewritten, and only that: container ports
+/// become free loopback ports, pod IPs and cluster DNS names become 127.0.0.1 (the
+/// router's certificate is checked against its Service name in
+/// `the_router_certificate_names_its_kubernetes_service`), `/etc/veilgrid/tls` and
+/// `/var/lib/veilgrid` become scratch directories, and the PostgreSQL Secret becomes a
+/// scratch database when `VEILGRID_TEST_POSTGRES` is set (else the embedded store).
+#[test]
+fn the_base_manifests_run_and_pass_their_probes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tls = tmp.path().join("ca");
+    let secrets = make_tls_secrets(&tls);
+    let pg = std::env::var("VEILGRID_TEST_POSTGRES").ok().map(|admin| {
+        veilgrid_kit::pg::ScratchDb::create(
+            &admin,
+            &format!("vg_deploy_smoke_{}", std::process::id()),
+        )
+        .unwrap()
+    });
+    let bin = env!("CARGO_BIN_EXE_veilgrid");
+
+    // Every container of the base, router first; ports mapped before any starts.
+    let mut containers = Vec::new();
+    for (file, doc) in documents(&root().join("deploy/k8s/base")) {
+        if !matches!(doc["kind"].as_str(), Some("Deployment" | "StatefulSet")) {
+            continue;
+        }
+        let spec = doc["spec"]["template"]["spec"].clone();
+        for c in spec["containers"].as_sequence().unwrap() {
+            if s(&c["image"]) == "veilgrid" {
+                containers.push((file.clone(), spec.clone(), c.clone()));
+            }
+        }
+    }
+    containers.sort_by_key(|(_, _, c)| s(&c["args"][1]) != "router");
+    let mut ports = std::collections::BTreeMap::new();
+    for (_, _, c) in &containers {
+        for p in c["ports"].as_sequence().unwrap() {
+            ports.insert(p["containerPort"].as_u64().unwrap(), free_port());
+        }
+    }
+    let router_port = ports[&7700];
+
+    let mut pods = Vec::new();
+    for (i, (file, spec, c)) in containers.iter().enumerate() {
+        let name = s(&c["name"]);
+        let pod_name = format!("veilgrid-{name}-0");
+        // The Secret mounted at /etc/veilgrid/tls, as files.
+        let secret = tls_secret(spec, c).unwrap();
+        let keys = &secrets[&secret];
+        let secret_dir = tmp.path().join(format!("secrets/{i}-{secret}"));
+        std::fs::create_dir_all(&secret_dir).unwrap();
+        for k in keys {
+            std::fs::copy(tls.join(k), secret_dir.join(k)).unwrap();
+        }
+        let data_dir = tmp.path().join(format!("data/{i}-{name}"));
+        std::fs::create_dir_all(&data_dir).unwrap();
+        let rewrite = |arg: &str, env: &[(String, String)]| -> String {
+            let mut a = arg.to_owned();
+            for (k, v) in env {
+                a = a.replace(&format!("$({k})"), v);
+            }
+            // cluster DNS names (a StatefulSet pod's, a Service's) -> loopback
+            if let Some(at) = a.find(".svc.cluster.local") {
+                let host_start = a[..at].rfind("//").map_or(0, |p| p + 2);
+                a.replace_range(host_start..at + ".svc.cluster.local".len(), "127.0.0.1");
+            }
+            a = a.replace("//veilgrid-router:", "//127.0.0.1:");
+            a = a.replace("0.0.0.0:", "127.0.0.1:");
+            for (from, to) in &ports {
+                if a.ends_with(&format!(":{from}")) {
+                    a = format!("{}:{to}", &a[..a.len() - from.to_string().len() - 1]);
+                }
+            }
+            a.replace(TLS_DIR, secret_dir.to_str().unwrap())
+                .replace("/var/lib/veilgrid", data_dir.to_str().unwrap())
+        };
+        let mut env: Vec<(String, String)> = Vec::new();
+        for e in c["env"].as_sequence().into_iter().flatten() {
+            let var = s(&e["name"]);
+            let from = &e["valueFrom"];
+            let value = if let Some(v) = e["value"].as_str() {
+                rewrite(v, &env)
+            } else if from["fieldRef"]["fieldPath"] == "status.podIP" {
+                "127.0.0.1".into()
+            } else if from["fieldRef"]["fieldPath"] == "metadata.name" {
+                pod_name.clone()
+            } else if from["fieldRef"]["fieldPath"] == "metadata.namespace" {
+                "veilgrid".into()
+            } else if from["secretKeyRef"]["name"] == "veilgrid-postgres" {
+                match &pg {
+                    Some(db) => db.url().to_owned(),
+                    None => continue,
+                }
+            } else {
+                panic!(
+                    "{}: env {var}: no local stand-in for {from:?}",
+                    file.display()
+                );
+            };
+            env.push((var, value));
+        }
+        let args: Vec<String> = c["args"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|a| rewrite(&s(a), &env))
+            .collect();
+        let probe: Vec<String> = c["readinessProbe"]["exec"]["command"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|a| rewrite(&s(a), &env))
+            .map(|a| a.replace("/usr/local/bin/veilgrid", bin))
+            .collect();
+        let child = Command::new(bin)
+            .args(&args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(data_dir.join("stderr.log")).unwrap())
+            .spawn()
+            .unwrap();
+        let mut pod = Pod {
+            name: format!("{} ({})", name, file.display()),
+            child,
+            probe,
+        };
+        if i == 0 {
+            // providers register at start: the router must be up first
+            if let Err(e) = ready(&mut pod, 300) {
+                let log = std::fs::read_to_string(data_dir.join("stderr.log")).unwrap_or_default();
+                panic!("{e}\n{log}");
+            }
+        }
+        pods.push((pod, data_dir));
+    }
+    for (pod, data_dir) in &mut pods {
+        if let Err(e) = ready(pod, 600) {
+            let log = std::fs::read_to_string(data_dir.join("stderr.log")).unwrap_or_default();
+            panic!("{e}\n{log}");
+        }
+    }
+
+    // The router lists every provider the base runs, reached over mutual TLS.
+    let want: BTreeSet<&str> = ["fhe", "prover", "aggregator", "agg-member"].into();
+    let mut names = BTreeSet::new();
+    for _ in 0..150 {
+        let out = Command::new(bin)
+            .args(["providers", "--json", "--router"])
+            .arg(format!("https://127.0.0.1:{router_port}"))
+            .arg("--tls-dir")
+            .arg(&tls)
+            .output()
+            .unwrap();
+        if out.status.success() {
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            names = v
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|p| p["name"].as_str().map(str::to_owned))
+                .collect();
+            if want.iter().all(|w| names.contains(*w)) {
+                break;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    for w in &want {
+        assert!(names.contains(*w), "{w} did not register: {names:?}");
+    }
+    for (pod, _) in &pods {
+        eprintln!("ready: {} (probe: {})", pod.name, pod.probe.join(" "));
+    }
+    eprintln!("registered: {names:?}");
+    drop(pods);
+    drop(pg);
+}

@@ -91,9 +91,11 @@ pub async fn start(opts: GridOptions) -> Result<LocalGrid, Error> {
         start_router(opts.listen, config, shutdown.clone()).await?;
     let mut tasks = vec![router_task];
     tasks.push(
-        start_fhe_secure(
+        // `--store` holds the FHE key registry too (its own table, or files under DIR).
+        start_fhe_in(
             &router_url,
             opts.data_dir.as_ref(),
+            veilgrid_kit::store_spec::StoreSpec::parse(opts.router.store.as_deref())?,
             opts.lease_ttl,
             shutdown.clone(),
             &service_security(tls, "fhe")?,
@@ -444,10 +446,31 @@ pub async fn start_fhe_secure(
     shutdown: Shutdown,
     security: &Security,
 ) -> Result<JoinHandle<()>, Error> {
+    start_fhe_in(
+        router_url,
+        data_dir,
+        veilgrid_kit::store_spec::StoreSpec::Default,
+        ttl,
+        shutdown,
+        security,
+    )
+    .await
+}
+
+/// [`start_fhe_secure`] with its key registry in `store` (`--store`).
+pub async fn start_fhe_in(
+    router_url: &str,
+    data_dir: Option<&PathBuf>,
+    store: veilgrid_kit::store_spec::StoreSpec,
+    ttl: Duration,
+    shutdown: Shutdown,
+    security: &Security,
+) -> Result<JoinHandle<()>, Error> {
     let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
     let config = veilgrid_fhe_service::FheConfig {
         engine: veilgrid_fhe_service::EngineConfig {
             data_dir: data_dir.map(|d| d.join("fhe")),
+            store,
             ..Default::default()
         },
         router: Some(router_url.to_owned()),

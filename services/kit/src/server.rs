@@ -19,7 +19,7 @@ pub const CONNECTION_WINDOW: u32 = 32 << 20;
 /// Largest HTTP/2 DATA frame this side accepts (`SETTINGS_MAX_FRAME_SIZE`). The
 /// default, 16 KiB, cuts a 1 MiB message into 64 frames, each parsed, flow-controlled
 /// and woken for on its own; 1 MiB frames cut the router's CPU per 1 MiB request by
-/// about 15 % (`benches/results/router_overhead.md`). Peers still send smaller frames
+/// about 19 % (`benches/results/router_overhead.md`). Peers still send smaller frames
 /// when they like; a connection buffers at most one frame while reading it.
 pub const MAX_FRAME: u32 = 1 << 20;
 

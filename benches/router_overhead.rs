@@ -252,6 +252,11 @@ async fn main() {
             c.env(k, v);
         }
     }
+    // A/B runs of the router's runtime size: `VEILGRID_BENCH_ROUTER_THREADS=N` sets
+    // `TOKIO_WORKER_THREADS` for the router process only (the provider keeps the default).
+    if let Ok(n) = std::env::var("VEILGRID_BENCH_ROUTER_THREADS") {
+        c.env("TOKIO_WORKER_THREADS", n);
+    }
     let router = Proc(c.spawn().unwrap());
     let mut c = Command::new(exe);
     c.args([

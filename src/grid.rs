@@ -90,28 +90,18 @@ pub async fn start(opts: GridOptions) -> Result<LocalGrid, Error> {
     let (router_url, state, router_task) =
         start_router(opts.listen, config, shutdown.clone()).await?;
     let mut tasks = vec![router_task];
-    tasks.push(
-        start_fhe_secure(
-            &router_url,
-            opts.data_dir.as_ref(),
-            opts.lease_ttl,
-            shutdown.clone(),
-            &service_security(tls, "fhe")?,
-        )
-        .await?,
-    );
-    tasks.push(
-        // `--store` holds the audit log too (its own tables or file).
-        start_prover_in(
-            &router_url,
-            opts.data_dir.as_ref(),
-            veilgrid_kit::store_spec::StoreSpec::parse(opts.router.store.as_deref())?,
-            opts.lease_ttl,
-            shutdown.clone(),
-            &service_security(tls, "prover")?,
-        )
-        .await?,
-    );
+    // `--store` holds the FHE key registry, the audit log and the aggregation rounds
+    // too, each service in its own tables (or files under DIR).
+    let store = veilgrid_kit::store_spec::StoreSpec::parse(opts.router.store.as_deref())?;
+    let cx = ServiceContext::new(
+        &router_url,
+        opts.data_dir.as_ref(),
+        opts.lease_ttl,
+        shutdown.clone(),
+    )
+    .store(store);
+    tasks.push(start_fhe(cx.clone().secure(service_security(tls, "fhe")?)).await?);
+    tasks.push(start_prover(cx.clone().secure(service_security(tls, "prover")?)).await?);
     let identity = identity_for(opts.data_dir.as_ref(), "echo")?;
     let echo = echo_provider(identity);
     tasks.extend(
@@ -126,18 +116,7 @@ pub async fn start(opts: GridOptions) -> Result<LocalGrid, Error> {
         .1,
     );
     if opts.committee > 0 {
-        tasks.push(
-            // `--store` holds the aggregator's rounds too (its own tables or file).
-            start_aggregator_in(
-                &router_url,
-                opts.data_dir.as_ref(),
-                veilgrid_kit::store_spec::StoreSpec::parse(opts.router.store.as_deref())?,
-                opts.lease_ttl,
-                shutdown.clone(),
-                &service_security(tls, "aggregator")?,
-            )
-            .await?,
-        );
+        tasks.push(start_aggregator(cx.secure(service_security(tls, "aggregator")?)).await?);
         tasks.extend(
             start_committee_secure(
                 &router_url,
@@ -305,54 +284,70 @@ pub async fn serve_provider_secure(
     Ok((endpoint, vec![server, keeper]))
 }
 
-/// Start the aggregation service (issue 4) and register it with the router; its rounds live
-/// under `<data_dir>/aggregator`.
-pub async fn start_aggregator(
-    router_url: &str,
-    data_dir: Option<&PathBuf>,
-    ttl: Duration,
-    shutdown: Shutdown,
-) -> Result<JoinHandle<()>, Error> {
-    start_aggregator_secure(router_url, data_dir, ttl, shutdown, &Security::Plaintext).await
+/// How a built-in provider service is started by [`start`] and the CLI: the router it
+/// registers with, where its state lives, its lease and its transport security.
+#[derive(Debug, Clone)]
+pub struct ServiceContext<'a> {
+    /// The router to register with.
+    pub router_url: &'a str,
+    /// The grid's data directory; each service keeps its state in its own
+    /// subdirectory (`aggregator`, `prover`, `fhe`). `None`: in memory.
+    pub data_dir: Option<&'a PathBuf>,
+    /// `--store`: where the service's shared state lives instead of the default.
+    pub store: veilgrid_kit::store_spec::StoreSpec,
+    /// Lease length.
+    pub ttl: Duration,
+    /// Stops the service.
+    pub shutdown: Shutdown,
+    /// Its server's and its registration's security (mutual TLS with the service's
+    /// own certificate, or plaintext).
+    pub security: Security,
 }
 
-/// [`start_aggregator`] with `security` (its certificate must be issued to `aggregator`).
-pub async fn start_aggregator_secure(
-    router_url: &str,
-    data_dir: Option<&PathBuf>,
-    ttl: Duration,
-    shutdown: Shutdown,
-    security: &Security,
-) -> Result<JoinHandle<()>, Error> {
-    start_aggregator_in(
-        router_url,
-        data_dir,
-        veilgrid_kit::store_spec::StoreSpec::Default,
-        ttl,
-        shutdown,
-        security,
-    )
-    .await
+impl<'a> ServiceContext<'a> {
+    /// A plaintext service with the default store, in memory unless `data_dir`.
+    pub fn new(
+        router_url: &'a str,
+        data_dir: Option<&'a PathBuf>,
+        ttl: Duration,
+        shutdown: Shutdown,
+    ) -> Self {
+        Self {
+            router_url,
+            data_dir,
+            store: veilgrid_kit::store_spec::StoreSpec::Default,
+            ttl,
+            shutdown,
+            security: Security::Plaintext,
+        }
+    }
+
+    /// With `security` (the certificate must be issued to the service's name).
+    pub fn secure(mut self, security: Security) -> Self {
+        self.security = security;
+        self
+    }
+
+    /// With its state in `store` (`--store`).
+    pub fn store(mut self, store: veilgrid_kit::store_spec::StoreSpec) -> Self {
+        self.store = store;
+        self
+    }
 }
 
-/// [`start_aggregator_secure`] with its rounds in `store` (`--store`).
-pub async fn start_aggregator_in(
-    router_url: &str,
-    data_dir: Option<&PathBuf>,
-    store: veilgrid_kit::store_spec::StoreSpec,
-    ttl: Duration,
-    shutdown: Shutdown,
-    security: &Security,
-) -> Result<JoinHandle<()>, Error> {
+/// Start the aggregation service (issue 4) and register it with the router; its rounds
+/// live under `<data_dir>/aggregator` or in `--store`.
+pub async fn start_aggregator(cx: ServiceContext<'_>) -> Result<JoinHandle<()>, Error> {
     let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
     let config = veilgrid_aggregator::AggregatorConfig {
-        store,
-        data_dir: data_dir.map(|d| d.join("aggregator")),
-        router: Some(router_url.to_owned()),
-        ttl,
-        security: security.clone(),
+        store: cx.store,
+        data_dir: cx.data_dir.map(|d| d.join("aggregator")),
+        router: Some(cx.router_url.to_owned()),
+        ttl: cx.ttl,
+        security: cx.security,
         ..Default::default()
     };
+    let shutdown = cx.shutdown;
     Ok(tokio::spawn(async move {
         if let Err(e) = veilgrid_aggregator::run(listener, shutdown, config).await {
             tracing::error!(error = %e, "aggregator stopped");
@@ -361,56 +356,20 @@ pub async fn start_aggregator_in(
 }
 
 /// Start the prover and audit-log service (issue 6) and register it with the router; the
-/// router pushes every completion receipt into its log. Its log and keys live under
-/// `<data_dir>/prover`; without `veilgrid prover setup`, small development keys are set up
-/// on first use. A log that was truncated or altered refuses to start (the error is
-/// returned here, not logged and ignored).
-pub async fn start_prover(
-    router_url: &str,
-    data_dir: Option<&PathBuf>,
-    ttl: Duration,
-    shutdown: Shutdown,
-) -> Result<JoinHandle<()>, Error> {
-    start_prover_secure(router_url, data_dir, ttl, shutdown, &Security::Plaintext).await
-}
-
-/// [`start_prover`] with `security` (its certificate must be issued to `prover`).
-pub async fn start_prover_secure(
-    router_url: &str,
-    data_dir: Option<&PathBuf>,
-    ttl: Duration,
-    shutdown: Shutdown,
-    security: &Security,
-) -> Result<JoinHandle<()>, Error> {
-    start_prover_in(
-        router_url,
-        data_dir,
-        veilgrid_kit::store_spec::StoreSpec::Default,
-        ttl,
-        shutdown,
-        security,
-    )
-    .await
-}
-
-/// [`start_prover_secure`] with its audit log in `store` (`--store`; the log's key stays
-/// under `<data_dir>/prover`).
-pub async fn start_prover_in(
-    router_url: &str,
-    data_dir: Option<&PathBuf>,
-    store: veilgrid_kit::store_spec::StoreSpec,
-    ttl: Duration,
-    shutdown: Shutdown,
-    security: &Security,
-) -> Result<JoinHandle<()>, Error> {
+/// router pushes every completion receipt into its log. Its log lives in `--store` or
+/// under `<data_dir>/prover`, its keys under `<data_dir>/prover`; without `veilgrid
+/// prover setup`, small development keys are set up on first use. A log that was
+/// truncated or altered refuses to start (the error is returned here, not logged and
+/// ignored).
+pub async fn start_prover(cx: ServiceContext<'_>) -> Result<JoinHandle<()>, Error> {
     let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
     let config = veilgrid_prover::ProverConfig {
-        store,
-        data_dir: data_dir.map(|d| d.join("prover")),
+        store: cx.store,
+        data_dir: cx.data_dir.map(|d| d.join("prover")),
         dev_keys: true,
-        router: Some(router_url.to_owned()),
-        ttl,
-        security: security.clone(),
+        router: Some(cx.router_url.to_owned()),
+        ttl: cx.ttl,
+        security: cx.security,
         ..Default::default()
     };
     let cfg = config.clone();
@@ -418,6 +377,7 @@ pub async fn start_prover_in(
         .await
         .map_err(|e| Error::Service(format!("prover: {e}")))?
         .map_err(|e| Error::Service(format!("prover: {e}")))?;
+    let shutdown = cx.shutdown;
     Ok(tokio::spawn(async move {
         if let Err(e) = veilgrid_prover::serve(listener, shutdown, config, prover).await {
             tracing::error!(error = %e, "prover stopped");
@@ -426,35 +386,22 @@ pub async fn start_prover_in(
 }
 
 /// Start the FHE inference service (issue 3) and register it with the router; compressed
-/// evaluation keys live under `<data_dir>/fhe/keys`, its identity under `<data_dir>/fhe`.
-pub async fn start_fhe(
-    router_url: &str,
-    data_dir: Option<&PathBuf>,
-    ttl: Duration,
-    shutdown: Shutdown,
-) -> Result<JoinHandle<()>, Error> {
-    start_fhe_secure(router_url, data_dir, ttl, shutdown, &Security::Plaintext).await
-}
-
-/// [`start_fhe`] with `security` (its certificate must be issued to `fhe`).
-pub async fn start_fhe_secure(
-    router_url: &str,
-    data_dir: Option<&PathBuf>,
-    ttl: Duration,
-    shutdown: Shutdown,
-    security: &Security,
-) -> Result<JoinHandle<()>, Error> {
+/// evaluation keys live in `--store` or under `<data_dir>/fhe/keys`, its identity under
+/// `<data_dir>/fhe`.
+pub async fn start_fhe(cx: ServiceContext<'_>) -> Result<JoinHandle<()>, Error> {
     let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
     let config = veilgrid_fhe_service::FheConfig {
         engine: veilgrid_fhe_service::EngineConfig {
-            data_dir: data_dir.map(|d| d.join("fhe")),
+            data_dir: cx.data_dir.map(|d| d.join("fhe")),
+            store: cx.store,
             ..Default::default()
         },
-        router: Some(router_url.to_owned()),
-        ttl,
-        security: security.clone(),
+        router: Some(cx.router_url.to_owned()),
+        ttl: cx.ttl,
+        security: cx.security,
         ..Default::default()
     };
+    let shutdown = cx.shutdown;
     Ok(tokio::spawn(async move {
         if let Err(e) = veilgrid_fhe_service::run(listener, shutdown, config).await {
             tracing::error!(error = %e, "fhe service stopped");

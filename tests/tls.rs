@@ -376,12 +376,15 @@ async fn a_client_reading_another_clients_round_result_is_refused() {
     let g = tls_grid(dir.path()).await;
     let data = tempfile::tempdir().unwrap();
     let sec = grid::service_security(g.tls.as_deref(), "aggregator").unwrap();
-    let _agg = grid::start_aggregator_secure(
-        &g.router_url,
-        Some(&data.path().to_path_buf()),
-        Duration::from_secs(5),
-        g.shutdown.clone(),
-        &sec,
+    let data_dir = data.path().to_path_buf();
+    let _agg = grid::start_aggregator(
+        grid::ServiceContext::new(
+            &g.router_url,
+            Some(&data_dir),
+            Duration::from_secs(5),
+            g.shutdown.clone(),
+        )
+        .secure(sec),
     )
     .await
     .unwrap();

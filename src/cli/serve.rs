@@ -47,9 +47,11 @@ pub(crate) struct ServeArgs {
     /// Where state and identities are kept.
     #[arg(long, env = "VEILGRID_DATA_DIR")]
     data_dir: Option<PathBuf>,
-    /// Where the router, the aggregator and the prover keep their state: `sqlite:DIR`, or
-    /// `postgres://user:password@host:port/database` (shared by replicas, each service in
-    /// its own tables); default: SQLite under <data-dir>/<service>.
+    /// Where the router, the aggregator, the prover and the FHE key registry keep their
+    /// state: `sqlite:DIR`, or `postgres://user:password@host:port/database` (shared by
+    /// replicas, each service in its own tables; TLS as libpq: add
+    /// `?sslmode=verify-full&sslrootcert=CA.pem`); default: SQLite (FHE keys: files)
+    /// under <data-dir>/<service>.
     #[arg(long, env = "VEILGRID_STORE", hide_env_values = true)]
     store: Option<String>,
     /// Lease length in seconds (providers only).
@@ -158,6 +160,7 @@ pub(crate) async fn run(a: ServeArgs) -> Result<(), Error> {
             let config = veilgrid_fhe_service::FheConfig {
                 engine: veilgrid_fhe_service::EngineConfig {
                     data_dir: Some(data_dir.join("fhe")),
+                    store: veilgrid_kit::store_spec::StoreSpec::parse(a.store.as_deref())?,
                     ..Default::default()
                 },
                 router: Some(a.router.clone()),

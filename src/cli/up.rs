@@ -29,9 +29,11 @@ pub(crate) struct UpArgs {
     /// Mutual TLS (the default; kept so older scripts keep working).
     #[arg(long, hide = true, conflicts_with = "insecure")]
     tls: bool,
-    /// Where the router, the aggregator and the prover keep their state: `sqlite:DIR`, or
-    /// `postgres://user:password@host:port/database` (shared by replicas, each service in
-    /// its own tables); default: SQLite under <data-dir>/<service>.
+    /// Where the router, the aggregator, the prover and the FHE key registry keep their
+    /// state: `sqlite:DIR`, or `postgres://user:password@host:port/database` (shared by
+    /// replicas, each service in its own tables; TLS as libpq: add
+    /// `?sslmode=verify-full&sslrootcert=CA.pem`); default: SQLite (FHE keys: files)
+    /// under <data-dir>/<service>.
     #[arg(long, env = "VEILGRID_STORE", hide_env_values = true)]
     store: Option<String>,
 }

@@ -39,12 +39,15 @@ pub const MAX_BATCH: usize = 128;
 /// Settings of the engine.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
-    /// Where compressed keys are stored (`<data_dir>/keys`); `None` = in memory.
+    /// Where compressed keys are stored by default (`<data_dir>/keys`); `None` = in memory.
     pub data_dir: Option<std::path::PathBuf>,
     /// Memory for decompressed keys, bytes (each ~90 MB; at least one key is always kept).
     pub cache_bytes: usize,
     /// Worker threads of the evaluation pool; 0 = one per core.
     pub threads: usize,
+    /// Where compressed keys and their owners live instead (`--store`: `sqlite:DIR`, or
+    /// a PostgreSQL database shared by replicas; see `store.rs`).
+    pub store: veilgrid_kit::store_spec::StoreSpec,
 }
 
 impl Default for EngineConfig {
@@ -53,6 +56,7 @@ impl Default for EngineConfig {
             data_dir: None,
             cache_bytes: 4 * ServerKey::size_bytes(),
             threads: 0,
+            store: veilgrid_kit::store_spec::StoreSpec::Default,
         }
     }
 }
@@ -96,10 +100,11 @@ impl Engine {
             .map_err(|e| FheServiceError::Pool(e.to_string()))?;
         Ok(Self {
             models,
-            store: KeyStore::open(config.data_dir.as_deref())?,
+            store: KeyStore::open(&config.store, config.data_dir.as_deref())?,
             cache: KeyCache::with_budget(config.cache_bytes),
             pool,
-            owners: Owners::open(config.data_dir.as_deref())?,
+            // with a shared store, ownership is shared too
+            owners: Owners::open_store(&config.store, config.data_dir.as_deref())?,
         })
     }
 
@@ -195,7 +200,7 @@ impl Engine {
                 max: max as u64,
             });
         }
-        let already = self.store.contains(&id) && KeyId::of(bytes) == id;
+        let already = self.store.contains(&id)? && KeyId::of(bytes) == id;
         if !already {
             let key = CompressedServerKey::from_bytes_with_id(bytes, id)?;
             self.store.put(&key.id(), bytes)?;

@@ -39,6 +39,15 @@ pub enum FheServiceError {
         #[source]
         source: std::io::Error,
     },
+    /// A stored key no longer passes the checks it passed when it was registered (its
+    /// file or row was changed behind the service's back).
+    #[error("stored key {id} is corrupt ({reason}); register it again")]
+    CorruptKey {
+        /// The key id (hex).
+        id: String,
+        /// What check failed.
+        reason: String,
+    },
     /// The evaluation pool is gone (shutting down) or a task on it died.
     #[error("evaluation pool: {0}")]
     Pool(String),
@@ -69,6 +78,7 @@ impl FheServiceError {
             FheServiceError::BadRequest(_) => Code::InvalidArgument,
             FheServiceError::TooLarge { .. } => Code::ResourceExhausted,
             FheServiceError::Store { .. } => Code::Internal,
+            FheServiceError::CorruptKey { .. } => Code::DataLoss,
             FheServiceError::Pool(_) | FheServiceError::Kit(_) => Code::Unavailable,
             FheServiceError::Remote { status, .. } => status.code(),
         }

@@ -238,6 +238,7 @@ async fn more_keys_than_the_cache_holds_and_a_restart_still_answer_everyone() {
         data_dir: Some(dir.path().to_path_buf()),
         cache_bytes: 0, // one decompressed key at a time
         threads: 2,
+        ..Default::default()
     };
     let sd = Shutdown::new();
     let svc = start_service(&sd, config.clone()).await;
@@ -272,6 +273,99 @@ async fn more_keys_than_the_cache_holds_and_a_restart_still_answer_everyone() {
     assert_eq!(r.prediction, plain(&m, &x));
     let again = c.register_key(a.id, a.bytes.clone(), |_| {}).await.unwrap();
     assert!(again.already_registered);
+    sd.cancel();
+}
+
+/// `--store postgres://…`: replicas on one database share the key registry. A key
+/// registered through one is used by the other and by a restarted one; both
+/// registering one key at once succeed; a stored key changed behind the service's back
+/// (one byte flipped in SQL) is refused as corrupt (`DATA_LOSS`), never evaluated with.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_on_one_postgres_database_share_keys_and_refuse_a_tampered_one() {
+    let Ok(admin) = std::env::var("VEILGRID_TEST_POSTGRES") else {
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "skipping the PostgreSQL key registry test: VEILGRID_TEST_POSTGRES is not set (.ci/postgres.sh starts a server and sets it)"
+        );
+        return;
+    };
+    let db =
+        veilgrid_kit::pg::ScratchDb::create(&admin, &format!("vg_fhe_keys_{}", std::process::id()))
+            .unwrap();
+    let config = EngineConfig {
+        cache_bytes: 0,
+        threads: 2,
+        store: veilgrid_kit::store_spec::StoreSpec::parse(Some(db.url())).unwrap(),
+        ..Default::default()
+    };
+    let sd = Shutdown::new();
+    let one = start_service(&sd, config.clone()).await;
+    let two = start_service(&sd, config.clone()).await;
+    let (mut c1, mut c2) = (
+        FheClient::direct(&one.url).unwrap(),
+        FheClient::direct(&two.url).unwrap(),
+    );
+    let (a, b) = (keys_a(), keys_b());
+    let m = model(LR);
+    let first = c1
+        .register_key(a.id, a.bytes.clone(), |_| {})
+        .await
+        .unwrap();
+    assert!(!first.already_registered);
+    let (x, _) = test_row(30);
+    let r = c2.predict(&a.client, &m, &x).await.unwrap();
+    assert_eq!(
+        r.prediction,
+        plain(&m, &x),
+        "replica two used replica one's key"
+    );
+    let again = c2
+        .register_key(a.id, a.bytes.clone(), |_| {})
+        .await
+        .unwrap();
+    assert!(again.already_registered);
+    // Both replicas storing one key at once: both succeed, one row.
+    let (r1, r2) = tokio::join!(
+        c1.register_key(b.id, b.bytes.clone(), |_| {}),
+        c2.register_key(b.id, b.bytes.clone(), |_| {})
+    );
+    r1.unwrap();
+    r2.unwrap();
+    sd.cancel();
+
+    // A restarted service on the same database knows both keys.
+    let sd = Shutdown::new();
+    let three = start_service(&sd, config.clone()).await;
+    let mut c3 = FheClient::direct(&three.url).unwrap();
+    let (x, _) = test_row(31);
+    let r = c3.predict(&b.client, &m, &x).await.unwrap();
+    assert_eq!(r.prediction, plain(&m, &x));
+    sd.cancel();
+
+    // One byte of key a flipped in the database: a fresh service refuses it.
+    let tamper = veilgrid_kit::pg::Pool::connect(db.url(), "fhe-test-tamper", &[]).unwrap();
+    let id = a.id.0.to_vec();
+    let n = tamper
+        .run(move |c| {
+            c.execute(
+                "UPDATE fhe_keys SET key = set_byte(key, 1000, (get_byte(key, 1000) + 1) % 256) WHERE id = $1",
+                &[&id],
+            )
+            .map_err(veilgrid_kit::pg::pg("tampering"))
+        })
+        .unwrap();
+    assert_eq!(n, 1);
+    let sd = Shutdown::new();
+    let four = start_service(&sd, config).await;
+    let mut c4 = FheClient::direct(&four.url).unwrap();
+    let (x, _) = test_row(32);
+    let e = c4.predict(&a.client, &m, &x).await.unwrap_err();
+    assert_eq!(code(&e), Code::DataLoss, "{e}");
+    assert!(e.to_string().contains("corrupt"), "{e}");
+    // the untouched key still answers
+    let r = c4.predict(&b.client, &m, &x).await.unwrap();
+    assert_eq!(r.prediction, plain(&m, &x));
     sd.cancel();
 }
 

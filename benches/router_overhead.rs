@@ -220,7 +220,10 @@ async fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // cargo bench -- --list
     }
-    let exe = env!("CARGO_BIN_EXE_veilgrid");
+    // `ROUTER_OVERHEAD_EXE` runs another build of the binary (A/B of two builds).
+    let exe = std::env::var("ROUTER_OVERHEAD_EXE")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_veilgrid").to_owned());
+    let exe = exe.as_str();
     let dir = tempfile::tempdir().unwrap();
     let (rp, ep) = (free_port(), free_port());
     let router_url = format!("http://127.0.0.1:{rp}");
@@ -239,6 +242,16 @@ async fn main() {
     ])
     .arg(dir.path());
     quiet(&mut c);
+    // A/B knobs for the router process only, e.g.
+    // `ROUTER_OVERHEAD_ROUTER_ENV="TOKIO_WORKER_THREADS=1"` (space-separated KEY=VALUE).
+    for kv in std::env::var("ROUTER_OVERHEAD_ROUTER_ENV")
+        .unwrap_or_default()
+        .split_whitespace()
+    {
+        if let Some((k, v)) = kv.split_once('=') {
+            c.env(k, v);
+        }
+    }
     // A/B runs of the router's runtime size: `VEILGRID_BENCH_ROUTER_THREADS=N` sets
     // `TOKIO_WORKER_THREADS` for the router process only (the provider keeps the default).
     if let Ok(n) = std::env::var("VEILGRID_BENCH_ROUTER_THREADS") {
@@ -328,7 +341,12 @@ async fn main() {
 
     let mut rows = Vec::new();
     let mut provider_cpu = Vec::new();
-    for size in [1024usize, 1 << 20, 16 << 20] {
+    // `ROUTER_OVERHEAD_SIZES=1024,1048576` measures only those payload sizes.
+    let sizes: Vec<usize> = std::env::var("ROUTER_OVERHEAD_SIZES")
+        .ok()
+        .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![1024, 1 << 20, 16 << 20]);
+    for size in sizes {
         // The echo provider's own CPU on the direct path: one tonic server hop plus
         // the provider's work (SHA-256 of both payloads, one Ed25519 signature).
         let mut d = measure(
@@ -427,8 +445,13 @@ async fn main() {
     md.push_str(".\n");
     md.push_str(&judgement_table());
     println!("\n{header}{md}");
-    let out =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/results/router_overhead.md");
+    // `ROUTER_OVERHEAD_OUT=/tmp/x.md` keeps an A/B run out of the recorded results.
+    let out = std::env::var_os("ROUTER_OVERHEAD_OUT")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("benches/results/router_overhead.md")
+        });
     let _ = std::fs::write(out, format!("{header}{md}"));
 }
 

@@ -126,6 +126,7 @@ pub(crate) fn entry_with(
         .tcp_nodelay(true)
         .initial_stream_window_size(veilgrid_kit::server::STREAM_WINDOW)
         .initial_connection_window_size(veilgrid_kit::server::CONNECTION_WINDOW)
+        .max_frame_size(veilgrid_kit::server::MAX_FRAME)
         .http2_keep_alive_interval(Duration::from_secs(10))
         .keep_alive_timeout(Duration::from_secs(5));
     // Decompressed once here, not per receipt on the request path.

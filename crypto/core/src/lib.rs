@@ -7,6 +7,7 @@
 //! * [`protocol::ProtocolId`]: `SHA-256(name)`, the only thing the router reads;
 //! * [`seal`]: HPKE (RFC 9180) sealing of payloads meant for one party only;
 //! * [`sign`]: Ed25519 identities of providers;
+//! * [`prepared_verifier`]: `verify_strict` against one key many times, with per-key tables;
 //! * [`receipt`]: the signed receipt of a completion and its canonical encoding;
 //! * [`limits`]: size checks that every decoder of network bytes calls first.
 #![doc = include_str!("../docs/core.md")]
@@ -16,6 +17,7 @@
 
 mod error;
 pub mod limits;
+pub mod prepared_verifier;
 pub mod protocol;
 pub mod receipt;
 pub mod seal;

@@ -370,15 +370,9 @@ fn judge(
         return Err(fail("signed by another provider id".into()));
     }
     // The same checks as `SignedReceipt::verify_for`, with the hashes computed
-    // ahead (see `HASH_AHEAD`) and the provider's key decompressed at registration.
-    let signed = receipt
-        .receipt
-        .canonical_bytes()
-        .map_err(|e| fail(e.to_string()))?;
-    entry
-        .verifier
-        .verify_named("receipt", &signed, &receipt.signature)
-        .map_err(|e| fail(e.to_string()))?;
+    // ahead (see `HASH_AHEAD`), the cheap comparisons first, and the provider's key
+    // prepared at registration (`PreparedVerifier`: `verify_strict`'s verdicts with
+    // per-key tables).
     if receipt.receipt.protocol_id != *protocol {
         return Err(fail("protocol id does not match the request".into()));
     }
@@ -388,5 +382,13 @@ fn judge(
     if receipt.receipt.response_hash != *response_digest {
         return Err(fail("response hash does not match the completion".into()));
     }
+    let signed = receipt
+        .receipt
+        .canonical_bytes()
+        .map_err(|e| fail(e.to_string()))?;
+    entry
+        .verifier
+        .verify_named("receipt", &signed, &receipt.signature)
+        .map_err(|e| fail(e.to_string()))?;
     Ok(receipt)
 }

@@ -14,7 +14,7 @@ use std::{
 };
 
 use tonic::transport::{Channel, Endpoint};
-use veilgrid_core::{protocol::ProtocolId, sign::VerifierKey};
+use veilgrid_core::{prepared_verifier::PreparedVerifier, protocol::ProtocolId, sign::VerifierKey};
 use veilgrid_proto::grid::v1::{ProviderInfo, provider_client::ProviderClient};
 
 use crate::store::Tally;
@@ -27,8 +27,8 @@ const EWMA_ALPHA: f64 = 0.2;
 pub struct Entry {
     /// Provider id (Ed25519 public key).
     pub id: [u8; 32],
-    /// The same key, decompressed once, for checking receipts.
-    pub verifier: VerifierKey,
+    /// The same key with its verification tables, built once, for checking receipts.
+    pub verifier: PreparedVerifier,
     /// What it registered.
     pub info: ProviderInfo,
     /// Price per protocol, in `info.currency`.
@@ -60,7 +60,7 @@ impl Entry {
     ) -> Self {
         Self {
             id,
-            verifier,
+            verifier: PreparedVerifier::new(verifier),
             info,
             asks,
             lease_id,

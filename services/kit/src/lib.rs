@@ -28,6 +28,7 @@ pub mod chunks;
 pub mod clock;
 pub mod echo;
 mod error;
+pub mod h2_unary;
 pub mod identity;
 pub mod pg;
 mod pg_tls;

@@ -35,6 +35,8 @@ pub struct Mtls {
     cert_pem: Vec<u8>,
     key_pem: Zeroizing<Vec<u8>>,
     who: Caller,
+    /// The rustls client configuration, built on first use ([`Mtls::rustls_client_config`]).
+    client: std::sync::OnceLock<Arc<rustls::ClientConfig>>,
 }
 
 impl fmt::Debug for Mtls {
@@ -62,6 +64,7 @@ impl Mtls {
             cert_pem,
             key_pem,
             who,
+            client: std::sync::OnceLock::new(),
         })
     }
 
@@ -88,6 +91,43 @@ impl Mtls {
     /// Who this certificate says we are.
     pub fn who(&self) -> &Caller {
         &self.who
+    }
+
+    /// A rustls client configuration for connections made without tonic
+    /// ([`crate::h2_unary`]): servers must present a certificate from our CA (the
+    /// name is checked per connection), we present ours, ALPN `h2`. The same
+    /// checks tonic's `ClientTlsConfig` makes.
+    pub fn rustls_client_config(&self) -> Result<Arc<rustls::ClientConfig>, KitError> {
+        if let Some(c) = self.client.get() {
+            return Ok(c.clone());
+        }
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+        let bad = |reason: String| KitError::Certificate {
+            what: "building the TLS client configuration",
+            reason,
+        };
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(&self.ca_pem) {
+            roots
+                .add(cert.map_err(|e| bad(format!("CA certificate: {e}")))?)
+                .map_err(|e| bad(format!("CA certificate: {e}")))?;
+        }
+        let chain = CertificateDer::pem_slice_iter(&self.cert_pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| bad(format!("certificate: {e}")))?;
+        let key = PrivateKeyDer::from_pem_slice(&self.key_pem[..])
+            .map_err(|e| bad(format!("private key: {e}")))?;
+        let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .map_err(|e| bad(format!("certificate and key: {e}")))?;
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        let config = Arc::new(config);
+        Ok(self.client.get_or_init(|| config).clone())
     }
 
     fn identity(&self) -> TlsIdentity {

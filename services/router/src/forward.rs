@@ -11,6 +11,7 @@ use std::{sync::Arc, time::Instant};
 
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
+use prost::Message;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Code, Request, Status, Streaming};
@@ -29,6 +30,30 @@ use crate::registry::Entry;
 /// pool: the request while the provider works, so a 1 MiB request's SHA-256
 /// (about half a millisecond) is off the critical path and off the async workers.
 const HASH_AHEAD: usize = 64 << 10;
+
+/// The provider's unary method.
+const COMPLETE_PATH: &str = "/veilgrid.grid.v1.Provider/Complete";
+/// `CompletionRequest.payload`'s field number.
+const PAYLOAD_FIELD: u32 = 2;
+
+/// `req` encoded as two pieces: every field but the payload, with the payload's
+/// key and length at the end, and then the payload itself (not copied). Protobuf
+/// fields may come in any order, so this decodes as `req`.
+fn encode_unary(mut req: CompletionRequest) -> Vec<Bytes> {
+    let payload = std::mem::take(&mut req.payload);
+    let mut head = BytesMut::with_capacity(req.encoded_len() + 16);
+    // Encoding into a BytesMut reserved for it cannot fail.
+    let _ = req.encode(&mut head);
+    if !payload.is_empty() {
+        prost::encoding::encode_key(
+            PAYLOAD_FIELD,
+            prost::encoding::WireType::LengthDelimited,
+            &mut head,
+        );
+        prost::encoding::encode_varint(payload.len() as u64, &mut head);
+    }
+    vec![head.freeze(), payload]
+}
 
 /// How a call to a provider ended.
 pub(crate) enum Outcome {
@@ -74,8 +99,8 @@ pub(crate) async fn call(
         let (protocol, payload) = (*protocol, payload.clone());
         tokio::task::spawn_blocking(move || request_hash(&protocol, &payload))
     });
-    let mut client = entry.client(max_message);
     let result = if stream {
+        let mut client = entry.client(max_message);
         let frames = chunks::request_frames(req);
         let mut r = Request::new(futures::stream::iter(frames));
         r.set_timeout(time_left);
@@ -85,10 +110,16 @@ pub(crate) async fn call(
             Err(s) => Err(s),
         }
     } else {
-        let mut r = Request::new(req);
-        r.set_timeout(time_left);
-        veilgrid_kit::auth::forward(&mut r, caller);
-        client.complete(r).await.map(|r| r.into_inner())
+        entry
+            .direct
+            .call::<CompletionResponse>(
+                COMPLETE_PATH,
+                encode_unary(req),
+                time_left,
+                caller,
+                max_message,
+            )
+            .await
     };
     let elapsed = started.elapsed();
     let request_digest = match request_digest {
@@ -391,4 +422,37 @@ fn judge(
         .verify_named("receipt", &signed, &receipt.signature)
         .map_err(|e| fail(e.to_string()))?;
     Ok(receipt)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use veilgrid_proto::grid::v1::Terms;
+
+    #[test]
+    fn the_two_piece_encoding_decodes_as_the_request() {
+        for payload in [
+            Bytes::new(),
+            Bytes::from_static(b"x"),
+            Bytes::from(vec![7u8; 300_000]),
+        ] {
+            let req = CompletionRequest {
+                protocol_id: Bytes::from(vec![1u8; 32]),
+                payload: payload.clone(),
+                terms: Some(Terms {
+                    deadline_unix_ms: 123,
+                    ..Default::default()
+                }),
+                idempotency_id: Bytes::from_static(b"idem"),
+                ..Default::default()
+            };
+            let pieces = encode_unary(req.clone());
+            assert_eq!(pieces.len(), 2);
+            // the payload is the caller's buffer, not a copy
+            assert_eq!(pieces[1].as_ptr(), payload.as_ptr());
+            let joined: Vec<u8> = pieces.concat();
+            assert_eq!(CompletionRequest::decode(&joined[..]).unwrap(), req);
+            assert_eq!(joined.len(), req.encoded_len());
+        }
+    }
 }

@@ -129,6 +129,9 @@ pub(crate) fn entry_with(
         .max_frame_size(veilgrid_kit::server::MAX_FRAME)
         .http2_keep_alive_interval(Duration::from_secs(10))
         .keep_alive_timeout(Duration::from_secs(5));
+    let direct = security
+        .h2_unary(&c.info.endpoint, Some(&c.info.name))
+        .map_err(|e| bad(format!("endpoint: {e}")))?;
     // Decompressed once here, not per receipt on the request path.
     let verifier = VerifierKey::from_bytes(&c.id).map_err(|e| bad(format!("provider id: {e}")))?;
     Ok(Arc::new(Entry::new(
@@ -139,6 +142,7 @@ pub(crate) fn entry_with(
         lease_id,
         expires_at_ms,
         endpoint,
+        direct,
     )))
 }
 

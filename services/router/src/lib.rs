@@ -29,10 +29,15 @@ use std::{
     time::Duration,
 };
 
+use bytes::Bytes;
 pub use error::RouterError;
+use prost::Message;
 use tokio::net::TcpListener;
 use tonic::service::RoutesBuilder;
-use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
+
+/// The health check every provider serves (`grpc.health.v1`).
+const HEALTH_CHECK: &str = "/grpc.health.v1.Health/Check";
 use veilgrid_core::{protocol::ProtocolId, receipt::SignedReceipt};
 use veilgrid_kit::{Shutdown, clock::now_ms};
 use veilgrid_proto::grid::v1::router_server::RouterServer;
@@ -287,14 +292,17 @@ async fn upkeep(state: Arc<State>, shutdown: Shutdown) {
         if tick.is_multiple_of(4) {
             for e in state.registry.all() {
                 let timeout = state.config.health_interval.max(Duration::from_millis(200));
-                let mut client = HealthClient::new(e.channel.clone());
-                let mut req = tonic::Request::new(HealthCheckRequest {
-                    service: String::new(),
-                });
-                req.set_timeout(timeout);
+                // On the h2 client, not tonic's: a provider's answer must not be
+                // able to panic this loop (see `veilgrid_kit::h2_unary`).
                 let ok = matches!(
-                    tokio::time::timeout(timeout, client.check(req)).await,
-                    Ok(Ok(r)) if r.get_ref().status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+                    e.direct.call::<HealthCheckResponse>(
+                        HEALTH_CHECK,
+                        vec![Bytes::from(HealthCheckRequest { service: String::new() }.encode_to_vec())],
+                        timeout,
+                        None,
+                        1024,
+                    ).await,
+                    Ok(r) if r.status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32
                 );
                 e.serving.store(ok, Ordering::Relaxed);
             }

@@ -15,6 +15,7 @@ use std::{
 
 use tonic::transport::{Channel, Endpoint};
 use veilgrid_core::{prepared_verifier::PreparedVerifier, protocol::ProtocolId, sign::VerifierKey};
+use veilgrid_kit::h2_unary::H2Unary;
 use veilgrid_proto::grid::v1::{ProviderInfo, provider_client::ProviderClient};
 
 use crate::store::Tally;
@@ -43,8 +44,11 @@ pub struct Entry {
     pub in_flight: AtomicU32,
     /// EWMA latency in microseconds (f64 bits).
     ewma_us_bits: AtomicU64,
-    /// A lazily connecting channel to the provider.
+    /// A lazily connecting channel to the provider (streams, the audit-log push).
     pub channel: Channel,
+    /// A lazily connecting h2 client to the provider for unary `Complete` calls
+    /// (`veilgrid_kit::h2_unary`: no `Channel` buffer task, payload not copied).
+    pub direct: H2Unary,
 }
 
 impl Entry {
@@ -57,6 +61,7 @@ impl Entry {
         lease_id: [u8; 16],
         expires_at_ms: u64,
         endpoint: Endpoint,
+        direct: H2Unary,
     ) -> Self {
         Self {
             id,
@@ -69,6 +74,7 @@ impl Entry {
             in_flight: AtomicU32::new(0),
             ewma_us_bits: AtomicU64::new(0f64.to_bits()),
             channel: endpoint.connect_lazy(),
+            direct,
         }
     }
 

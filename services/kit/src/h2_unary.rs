@@ -221,10 +221,10 @@ impl H2Unary {
         };
         let (parts, mut incoming) = response.into_parts();
         // Trailers-only answer (every error tonic sends before a message).
-        if let Some(status) = status_from(&parts.headers) {
-            if status.code() != Code::Ok {
-                return Err(status);
-            }
+        if let Some(status) = status_from(&parts.headers)
+            && status.code() != Code::Ok
+        {
+            return Err(status);
         }
         if parts.status != http::StatusCode::OK {
             return Err(from_http_status(parts.status));

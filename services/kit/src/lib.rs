@@ -39,6 +39,7 @@ pub mod sqlite;
 pub mod store_spec;
 pub mod tls;
 pub mod tls_ca;
+pub mod untrusted;
 
 pub use error::KitError;
 pub use tokio_util::sync::CancellationToken as Shutdown;

@@ -8,7 +8,10 @@ use veilgrid_core::{protocol::ProtocolId, seal::SealPublicKey, sign::VerifierKey
 use veilgrid_kit::{registration::REGISTER_TAG, tls::Security};
 use veilgrid_proto::grid::v1::ProviderInfo;
 
-use crate::{registry::Entry, store::LeaseRecord};
+use crate::{
+    registry::{Entry, Links},
+    store::LeaseRecord,
+};
 
 /// Limits on what a registration may carry.
 pub(crate) const MAX_INFO_BYTES: usize = 64 << 10;
@@ -141,8 +144,7 @@ pub(crate) fn entry_with(
         c.asks,
         lease_id,
         expires_at_ms,
-        endpoint,
-        direct,
+        Links { endpoint, direct },
     )))
 }
 

@@ -13,7 +13,7 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 use bytes::Bytes;
 use tonic::Status;
 use veilgrid_core::protocol::ProtocolId;
-use veilgrid_kit::{Shutdown, clock::now_ms};
+use veilgrid_kit::{Shutdown, clock::now_ms, untrusted::StripStatusDetails};
 use veilgrid_proto::prover::v1::{
     AppendReceiptsRequest, SourcedReceipt, prover_client::ProverClient,
 };
@@ -40,7 +40,8 @@ pub(crate) async fn run(state: Arc<State>, shutdown: Shutdown) {
             () = tokio::time::sleep(POLL) => {}
         }
         for log in state.registry.serving(&protocol, now_ms()) {
-            let mut client = ProverClient::new(log.channel.clone());
+            // A log is a provider like any other: its answers must not panic this task.
+            let mut client = ProverClient::new(StripStatusDetails(log.channel.clone()));
             let cursor = cursors.entry(log.id).or_insert(0);
             if let Err(e) = push_all(&state, &mut client, cursor).await {
                 tracing::warn!(log = %log.info.name, error = %e, "pushing receipts to the audit log");
@@ -52,7 +53,7 @@ pub(crate) async fn run(state: Arc<State>, shutdown: Shutdown) {
 /// Push everything after `cursor` (learning the log's cursor on a mismatch).
 async fn push_all(
     state: &State,
-    client: &mut ProverClient<tonic::transport::Channel>,
+    client: &mut ProverClient<StripStatusDetails<tonic::transport::Channel>>,
     cursor: &mut u64,
 ) -> Result<(), Status> {
     for _ in 0..10_000 {

@@ -15,13 +15,22 @@ use std::{
 
 use tonic::transport::{Channel, Endpoint};
 use veilgrid_core::{prepared_verifier::PreparedVerifier, protocol::ProtocolId, sign::VerifierKey};
-use veilgrid_kit::h2_unary::H2Unary;
+use veilgrid_kit::{h2_unary::H2Unary, untrusted::StripStatusDetails};
 use veilgrid_proto::grid::v1::{ProviderInfo, provider_client::ProviderClient};
 
 use crate::store::Tally;
 
 /// Weight of a new latency sample in the EWMA.
 const EWMA_ALPHA: f64 = 0.2;
+
+/// How the router reaches one provider.
+#[derive(Debug)]
+pub struct Links {
+    /// For tonic's channel: streams, the audit-log push.
+    pub endpoint: Endpoint,
+    /// Unary `Complete` and health checks.
+    pub direct: H2Unary,
+}
 
 /// One provider under lease.
 #[derive(Debug)]
@@ -60,8 +69,7 @@ impl Entry {
         asks: HashMap<ProtocolId, u64>,
         lease_id: [u8; 16],
         expires_at_ms: u64,
-        endpoint: Endpoint,
-        direct: H2Unary,
+        links: Links,
     ) -> Self {
         Self {
             id,
@@ -73,14 +81,15 @@ impl Entry {
             serving: AtomicBool::new(true),
             in_flight: AtomicU32::new(0),
             ewma_us_bits: AtomicU64::new(0f64.to_bits()),
-            channel: endpoint.connect_lazy(),
-            direct,
+            channel: links.endpoint.connect_lazy(),
+            direct: links.direct,
         }
     }
 
     /// A client for this provider with message limits for `max` bytes.
-    pub fn client(&self, max: usize) -> ProviderClient<Channel> {
-        ProviderClient::new(self.channel.clone())
+    /// Its answers cannot panic the caller ([`StripStatusDetails`]).
+    pub fn client(&self, max: usize) -> ProviderClient<StripStatusDetails<Channel>> {
+        ProviderClient::new(StripStatusDetails(self.channel.clone()))
             .max_decoding_message_size(max)
             .max_encoding_message_size(max)
     }

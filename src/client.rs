@@ -4,9 +4,9 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tonic::transport::Channel;
 use veilgrid_core::{protocol::ProtocolId, receipt::SignedReceipt};
 use veilgrid_kit::tls::Security;
+use veilgrid_kit::untrusted::{GrpcChannel, StripStatusDetails};
 use veilgrid_kit::{chunks, clock::now_ms, provider::receipt_from_proto};
 use veilgrid_proto::grid::v1::{
     CompletionRequest, CompletionResponse, ListProvidersRequest, ProviderStatus, Terms,
@@ -49,7 +49,7 @@ pub struct Completed {
 /// A client of one router.
 #[derive(Debug, Clone)]
 pub struct GridClient {
-    inner: RouterClient<Channel>,
+    inner: RouterClient<GrpcChannel>,
     addr: String,
     tls: bool,
 }
@@ -78,7 +78,7 @@ impl GridClient {
             .map_err(|e| conn_err(connect_hint(&e, security)))?;
         let max = 8 << 20;
         Ok(Self {
-            inner: RouterClient::new(channel)
+            inner: RouterClient::new(StripStatusDetails(channel))
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
             addr: addr.to_owned(),

@@ -5,9 +5,10 @@
 use bytes::Bytes;
 use prost::Message;
 use rand_core::OsRng;
-use tonic::{Status, transport::Channel};
+use tonic::Status;
 use veilgrid_aggregation::{Client, Round};
 use veilgrid_core::{protocol::ProtocolId, seal::SealPublicKey};
+use veilgrid_kit::untrusted::GrpcChannel;
 use veilgrid_proto::{
     aggregation::v1::{self as pb, aggregation_client::AggregationClient},
     grid::v1::{CompletionRequest, ListProvidersRequest, router_client::RouterClient},
@@ -20,8 +21,8 @@ pub const MAX_COMPLETION: usize = 64 << 20;
 
 #[derive(Debug, Clone)]
 enum Transport {
-    Direct(AggregationClient<Channel>),
-    Router(RouterClient<Channel>),
+    Direct(AggregationClient<GrpcChannel>),
+    Router(RouterClient<GrpcChannel>),
 }
 
 /// A connection to the aggregation service. Cheap to clone.
@@ -30,7 +31,7 @@ pub struct AggClient {
     t: Transport,
 }
 
-fn channel(url: &str) -> Result<Channel, AggError> {
+fn channel(url: &str) -> Result<GrpcChannel, AggError> {
     Ok(veilgrid_kit::registration::router_channel(url)?)
 }
 
@@ -73,7 +74,7 @@ impl AggClient {
     }
 
     async fn complete<Resp: Message + Default>(
-        router: &mut RouterClient<Channel>,
+        router: &mut RouterClient<GrpcChannel>,
         protocol: &str,
         req: &impl Message,
     ) -> Result<Resp, Status> {

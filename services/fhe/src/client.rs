@@ -7,10 +7,11 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures::StreamExt;
 use prost::Message;
-use tonic::{Status, transport::Channel};
+use tonic::Status;
 use veilgrid_core::protocol::ProtocolId;
 use veilgrid_fhe::{ClientKey, EncryptedPrediction, FheModel, KeyId, Prediction};
 use veilgrid_kit::chunks::{self, CHUNK_SIZE};
+use veilgrid_kit::untrusted::GrpcChannel;
 use veilgrid_proto::{
     fhe::v1::{self as pb, fhe_client::FheClient as GrpcClient},
     grid::v1::{
@@ -29,9 +30,9 @@ pub const MAX_RESPONSE: usize = 64 << 20;
 
 #[derive(Debug, Clone)]
 enum Transport {
-    Direct(GrpcClient<Channel>),
-    Router(RouterClient<Channel>),
-    Provider(ProviderClient<Channel>),
+    Direct(GrpcClient<GrpcChannel>),
+    Router(RouterClient<GrpcChannel>),
+    Provider(ProviderClient<GrpcChannel>),
 }
 
 /// A connection to the FHE service. Cheap to clone.
@@ -61,7 +62,7 @@ fn unreachable_direct() -> Result<CompletionResponse, Status> {
     ))
 }
 
-fn channel(url: &str) -> Result<Channel, FheServiceError> {
+fn channel(url: &str) -> Result<GrpcChannel, FheServiceError> {
     Ok(veilgrid_kit::registration::router_channel(url)?)
 }
 

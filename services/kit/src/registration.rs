@@ -12,6 +12,8 @@ use bytes::Bytes;
 use prost::Message;
 use tokio::task::JoinHandle;
 use tonic::{Code, transport::Channel};
+
+use crate::untrusted::{GrpcChannel, StripStatusDetails};
 use veilgrid_proto::grid::v1::{
     DeregisterRequest, Lease, ProviderInfo, RegisterRequest, RenewRequest,
     router_client::RouterClient,
@@ -63,15 +65,17 @@ pub fn signed_registration(
 }
 
 /// Connect to a router (lazily: the first call connects).
-pub fn router_channel(router: &str) -> Result<Channel, KitError> {
-    Ok(Channel::from_shared(router.to_owned())
-        .map_err(|e| KitError::Transport {
-            what: "parsing the router address",
-            reason: e.to_string(),
-        })?
-        .connect_timeout(Duration::from_secs(5))
-        .tcp_nodelay(true)
-        .connect_lazy())
+pub fn router_channel(router: &str) -> Result<GrpcChannel, KitError> {
+    Ok(StripStatusDetails(
+        Channel::from_shared(router.to_owned())
+            .map_err(|e| KitError::Transport {
+                what: "parsing the router address",
+                reason: e.to_string(),
+            })?
+            .connect_timeout(Duration::from_secs(5))
+            .tcp_nodelay(true)
+            .connect_lazy(),
+    ))
 }
 
 /// Register now (retrying for up to `patience` while the router comes up), then
@@ -133,7 +137,7 @@ pub async fn start_secure(
 }
 
 async fn renew_or_register(
-    client: &mut RouterClient<Channel>,
+    client: &mut RouterClient<GrpcChannel>,
     provider: &ProviderService,
     config: &RegistrationConfig,
     lease: &Lease,

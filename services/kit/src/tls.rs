@@ -18,7 +18,7 @@ use std::{
 };
 
 use tonic::transport::{
-    Certificate, Channel, ClientTlsConfig, Endpoint, Identity as TlsIdentity, ServerTlsConfig,
+    Certificate, ClientTlsConfig, Endpoint, Identity as TlsIdentity, ServerTlsConfig,
 };
 use zeroize::Zeroizing;
 
@@ -308,13 +308,15 @@ impl Security {
         }
     }
 
-    /// A lazily connecting channel to `url` (see [`Security::endpoint`]).
-    pub fn channel(&self, url: &str) -> Result<Channel, KitError> {
-        Ok(self
-            .endpoint(url, None)?
-            .connect_timeout(Duration::from_secs(5))
-            .tcp_nodelay(true)
-            .connect_lazy())
+    /// A lazily connecting channel to `url` (see [`Security::endpoint`]), whose
+    /// answers cannot panic the caller ([`crate::untrusted`]).
+    pub fn channel(&self, url: &str) -> Result<crate::untrusted::GrpcChannel, KitError> {
+        Ok(crate::untrusted::StripStatusDetails(
+            self.endpoint(url, None)?
+                .connect_timeout(Duration::from_secs(5))
+                .tcp_nodelay(true)
+                .connect_lazy(),
+        ))
     }
 }
 

@@ -9,7 +9,10 @@
 //! header from response headers and trailers before tonic reads them. Veilgrid
 //! never sends or reads status details; `grpc-status` and `grpc-message` pass
 //! unchanged. (Unary calls to providers do not go through tonic at all:
-//! [`crate::h2_unary`].)
+//! [`crate::h2_unary`].) Every other Veilgrid client — the CLI and the services'
+//! clients of the router, matching nodes of each other, providers registering —
+//! uses [`GrpcChannel`] too: a matching node is one of three parties any of which
+//! may be malicious, and a client should not crash because a server misbehaves.
 
 use std::{
     future::Future,
@@ -19,6 +22,10 @@ use std::{
 
 use http::{HeaderMap, Request, Response};
 use http_body::{Body, Frame, SizeHint};
+
+/// A tonic channel whose answers cannot panic the caller: what every Veilgrid
+/// client uses ([`crate::tls::Security::channel`] returns one).
+pub type GrpcChannel = StripStatusDetails<tonic::transport::Channel>;
 
 /// The header removed.
 const DETAILS: &str = "grpc-status-details-bin";

@@ -6,13 +6,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use prost::Message;
-use tonic::transport::Channel;
 use veilgrid_core::{
     protocol::ProtocolId,
     seal::{SealKeyPair, SealPublicKey},
     sign::VerifierKey,
 };
 use veilgrid_kit::tls::Security;
+use veilgrid_kit::untrusted::GrpcChannel;
 use veilgrid_mpc::{
     FillShare, Order, OrderId, OrderPayload, OrderStatement, RoundOutcome, reconstruct_fill,
     share_order,
@@ -72,7 +72,7 @@ impl SignedOutcome {
 /// A client of the three matching nodes, through the router.
 #[derive(Debug, Clone)]
 pub struct MatchClient {
-    router: RouterClient<Channel>,
+    router: RouterClient<GrpcChannel>,
     nodes: [NodeKey; 3],
 }
 
@@ -184,7 +184,7 @@ impl MatchClient {
 }
 
 async fn call_router<Req: Message, Resp: Message + Default>(
-    router: &RouterClient<Channel>,
+    router: &RouterClient<GrpcChannel>,
     target: &[u8; 32],
     rpc: Rpc,
     req: &Req,

@@ -23,6 +23,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 use veilgrid_core::sign::VerifierKey;
+use veilgrid_kit::untrusted::StripStatusDetails;
 use veilgrid_mpc::{Message, Phase, message::DEFAULT_MAX_WORDS};
 use veilgrid_proto::matching::v1::{
     MessageChunk, NodeFrame, NodeHello, NodeSignature,
@@ -187,7 +188,9 @@ impl Links {
             })
             .await
             .map_err(|_| peer_err("stream closed".into()))?;
-            let mut client = NodeToNodeClient::new(channel)
+            // a peer is one of three parties, any of which may be malicious: its
+            // answers must not panic this node (`veilgrid_kit::untrusted`)
+            let mut client = NodeToNodeClient::new(StripStatusDetails(channel))
                 .max_decoding_message_size(2 * CHUNK)
                 .max_encoding_message_size(2 * CHUNK);
             let resp = client

@@ -3,8 +3,9 @@
 
 use bytes::Bytes;
 use prost::Message;
-use tonic::{Status, transport::Channel};
+use tonic::Status;
 use veilgrid_core::protocol::ProtocolId;
+use veilgrid_kit::untrusted::GrpcChannel;
 use veilgrid_proto::{
     grid::v1::{CompletionRequest, router_client::RouterClient},
     prover::v1::{self as pb, prover_client::ProverClient as GrpcClient},
@@ -17,8 +18,8 @@ pub const MAX_RESPONSE: usize = 8 << 20;
 
 #[derive(Debug, Clone)]
 enum Transport {
-    Direct(GrpcClient<Channel>),
-    Router(RouterClient<Channel>),
+    Direct(GrpcClient<GrpcChannel>),
+    Router(RouterClient<GrpcChannel>),
 }
 
 /// A prover client.
@@ -27,7 +28,7 @@ pub struct ProverClient {
     t: Transport,
 }
 
-fn channel(url: &str) -> Result<Channel, ProverError> {
+fn channel(url: &str) -> Result<GrpcChannel, ProverError> {
     Ok(veilgrid_kit::registration::router_channel(url)?)
 }
 
@@ -50,7 +51,7 @@ macro_rules! dispatch {
 }
 
 async fn complete<Resp: Message + Default>(
-    router: &mut RouterClient<Channel>,
+    router: &mut RouterClient<GrpcChannel>,
     protocol: &str,
     req: &impl Message,
 ) -> Result<Resp, Status> {

@@ -147,31 +147,6 @@ impl H2Unary {
         caller: Option<&Caller>,
         max_response: usize,
     ) -> Result<M, Status> {
-        match tokio::time::timeout(
-            timeout,
-            self.exchange(path, pieces, timeout, caller, max_response),
-        )
-        .await
-        {
-            Ok(r) => r,
-            // Dropping the exchange resets the stream (RST_STREAM CANCEL); the
-            // connection stays up for other calls.
-            Err(_) => Err(Status::deadline_exceeded(format!(
-                "no answer from {} within {timeout:?}",
-                self.target.origin
-            ))),
-        }
-    }
-
-    async fn exchange<M: Message + Default>(
-        &self,
-        path: &str,
-        pieces: Vec<Bytes>,
-        timeout: Duration,
-        caller: Option<&Caller>,
-        max_response: usize,
-    ) -> Result<M, Status> {
-        let (generation, send) = self.ready().await?;
         let mut req = Request::builder()
             .method(Method::POST)
             .uri(format!("{}{path}", self.target.origin))
@@ -185,6 +160,26 @@ impl H2Unary {
         {
             req.headers_mut().insert(CALLER_HEADER, v);
         }
+        match tokio::time::timeout(timeout, self.exchange(req, pieces, max_response)).await {
+            Ok(r) => r,
+            // Dropping the exchange resets the stream (RST_STREAM CANCEL); the
+            // connection stays up for other calls.
+            Err(_) => Err(Status::deadline_exceeded(format!(
+                "no answer from {} within {timeout:?}",
+                self.target.origin
+            ))),
+        }
+    }
+
+    /// Send `req` with the message `pieces` on the live connection and read one
+    /// answer of at most `max_response` bytes.
+    async fn exchange<M: Message + Default>(
+        &self,
+        req: Request<()>,
+        pieces: Vec<Bytes>,
+        max_response: usize,
+    ) -> Result<M, Status> {
+        let (generation, send) = self.ready().await?;
         let mut send = send;
         let (response, mut body) = match send.send_request(req, false) {
             Ok(x) => x,

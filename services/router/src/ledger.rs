@@ -3,16 +3,20 @@
 //! Every routed request ends in one ledger entry (kept with its receipt, or
 //! broken). The request's task counts it in the in-memory tallies at once and
 //! hands the entry to one dedicated writer thread, then answers the caller; it
-//! does not wait for the commit. The thread takes the first waiting entry, drains
-//! whatever else arrived meanwhile (up to [`MAX_BATCH`]) and writes them all in one
-//! transaction. Under load a commit is shared by many requests; an idle router
-//! commits each entry about a hundred microseconds after answering.
+//! does not wait for the commit. The thread wakes for the first waiting entry,
+//! waits [`LINGER`] (1 ms) for others to join it, drains whatever arrived (up to
+//! [`MAX_BATCH`]) and writes them all in one transaction. Under load a commit and a
+//! wake-up are shared by many requests (the linger took 10–20 % off the router's CPU
+//! per 1 KiB request at ≈ 10,000 requests per second,
+//! `benches/results/router_overhead_perf_pass.md`); an idle router commits each
+//! entry about a millisecond after answering.
 //!
 //! Durability, precisely: a clean stop ([`Ledger::flush`], called when the router's
 //! server stops on Ctrl-C or SIGTERM) commits everything queued, so a restart loses
 //! no ledger entry. A crash of the router process (SIGKILL, power loss) can lose the
-//! entries of requests answered since the last commit — at most one batch in
-//! flight; the caller still holds the provider-signed receipt of each. Waiting for
+//! entries of requests answered since the last commit — the batch in flight and
+//! what arrived during its linger, about a millisecond of traffic; the caller
+//! still holds the provider-signed receipt of each. Waiting for
 //! the commit before answering cost an idle router about 60 µs per request (two
 //! thread hand-offs and a WAL append on the critical path;
 //! `benches/results/router_overhead.md`).
@@ -43,6 +47,8 @@ use crate::{
 pub(crate) const MAX_BATCH: usize = 512;
 /// Most entries queued but not yet committed.
 pub(crate) const MAX_PENDING: usize = 100_000;
+/// How long the writer waits, after waking for an entry, for others to join it.
+pub(crate) const LINGER: Duration = Duration::from_millis(1);
 /// Longest pause between retries of a failed write.
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
@@ -117,6 +123,11 @@ fn write_loop(store: &dyn Store, rx: &mpsc::Receiver<Job>, pending: &AtomicUsize
                 Ok(job) => take(job, &mut entries, &mut flushes),
                 // Every sender is gone and the queue is empty.
                 Err(_) => return,
+            }
+            // Let the entries of concurrent requests gather behind the first, so one
+            // wake-up and one transaction serve many (not when a flush waits).
+            if flushes.is_empty() {
+                std::thread::sleep(LINGER);
             }
         }
         while entries.len() < MAX_BATCH {

@@ -52,6 +52,8 @@ const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Where to connect and how.
 struct Target {
+    /// Ping interval, and how long a ping may go unanswered.
+    keepalive: (Duration, Duration),
     /// `host:port` to dial.
     dial: String,
     /// `scheme://authority`, the prefix of every request URI.
@@ -128,12 +130,22 @@ impl H2Unary {
         Ok(Self {
             target: Target {
                 dial,
+                keepalive: (KEEPALIVE_INTERVAL, KEEPALIVE_TIMEOUT),
                 origin: format!("{}://{authority}", if https { "https" } else { "http" }),
                 tls,
             },
             conn: Mutex::new(None),
             connecting: tokio::sync::Mutex::new(0),
         })
+    }
+
+    /// Ping the server every `interval` and drop the connection when a ping goes
+    /// unanswered for `timeout` (defaults: 10 s and 5 s), so calls after a peer
+    /// vanished without closing the connection redial instead of waiting out their
+    /// deadline on a dead one.
+    pub fn with_keepalive(mut self, interval: Duration, timeout: Duration) -> Self {
+        self.target.keepalive = (interval, timeout);
+        self
     }
 
     /// Call `path` with one message made of `pieces` (concatenated, not copied),
@@ -355,7 +367,7 @@ async fn connect(target: &Target) -> Result<SendRequest<Bytes>, Status> {
                 .handshake::<_, Bytes>(tcp)
                 .await
                 .map_err(|e| unavailable("HTTP/2 handshake with", &e))?;
-            drive(conn);
+            drive(conn, target.keepalive);
             Ok(send)
         }
         Some((config, name)) => {
@@ -370,14 +382,15 @@ async fn connect(target: &Target) -> Result<SendRequest<Bytes>, Status> {
                 .handshake::<_, Bytes>(tls)
                 .await
                 .map_err(|e| unavailable("HTTP/2 handshake with", &e))?;
-            drive(conn);
+            drive(conn, target.keepalive);
             Ok(send)
         }
     }
 }
 
-/// Run a connection's I/O until it ends, pinging every [`KEEPALIVE_INTERVAL`].
-fn drive<T>(mut conn: h2::client::Connection<T, Bytes>)
+/// Run a connection's I/O until it ends, pinging every `interval` and ending it
+/// when a ping goes unanswered for `timeout`.
+fn drive<T>(mut conn: h2::client::Connection<T, Bytes>, (interval, timeout): (Duration, Duration))
 where
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -388,8 +401,8 @@ where
                 return std::future::pending::<()>().await;
             };
             loop {
-                tokio::time::sleep(KEEPALIVE_INTERVAL).await;
-                match tokio::time::timeout(KEEPALIVE_TIMEOUT, ping.ping(h2::Ping::opaque())).await {
+                tokio::time::sleep(interval).await;
+                match tokio::time::timeout(timeout, ping.ping(h2::Ping::opaque())).await {
                     Ok(Ok(_)) => {}
                     _ => return,
                 }

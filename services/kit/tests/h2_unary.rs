@@ -303,3 +303,110 @@ async fn misbehaving_servers_get_statuses_not_panics() {
         Code::Unavailable
     );
 }
+
+/// A TCP relay to `upstream`. `freeze()` stops it forwarding anything on the
+/// connections open so far, without closing them (a peer that vanished: a pulled
+/// cable, a dead node); connections made later relay normally.
+struct Relay {
+    addr: std::net::SocketAddr,
+    frozen_below: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    opened: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Relay {
+    async fn start(upstream: std::net::SocketAddr) -> Self {
+        use std::sync::{
+            Arc,
+            atomic::{AtomicUsize, Ordering},
+        };
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let frozen_below = Arc::new(AtomicUsize::new(0));
+        let opened = Arc::new(AtomicUsize::new(0));
+        let (fb, op) = (frozen_below.clone(), opened.clone());
+        tokio::spawn(async move {
+            while let Ok((down, _)) = l.accept().await {
+                let id = op.fetch_add(1, Ordering::SeqCst);
+                let Ok(up) = tokio::net::TcpStream::connect(upstream).await else {
+                    continue;
+                };
+                let (dr, dw) = down.into_split();
+                let (ur, uw) = up.into_split();
+                for (mut r, mut w) in [
+                    (
+                        Box::new(dr) as Box<dyn tokio::io::AsyncRead + Unpin + Send>,
+                        Box::new(uw) as Box<dyn tokio::io::AsyncWrite + Unpin + Send>,
+                    ),
+                    (Box::new(ur) as _, Box::new(dw) as _),
+                ] {
+                    let fb = fb.clone();
+                    tokio::spawn(async move {
+                        let mut buf = vec![0u8; 64 << 10];
+                        loop {
+                            let Ok(n) = r.read(&mut buf).await else {
+                                return;
+                            };
+                            if n == 0 {
+                                return;
+                            }
+                            if id < fb.load(Ordering::SeqCst) {
+                                // frozen: hold both ends open, forward nothing
+                                std::future::pending::<()>().await;
+                            }
+                            if w.write_all(&buf[..n]).await.is_err() {
+                                return;
+                            }
+                        }
+                    });
+                }
+            }
+        });
+        Self {
+            addr,
+            frozen_below,
+            opened,
+        }
+    }
+
+    fn freeze(&self) {
+        use std::sync::atomic::Ordering;
+        self.frozen_below
+            .store(self.opened.load(Ordering::SeqCst), Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn an_unanswered_ping_drops_the_connection_and_the_next_call_redials() {
+    let (url, shutdown) = tonic_server(Security::Plaintext).await;
+    let upstream = url.trim_start_matches("http://").parse().unwrap();
+    let relay = Relay::start(upstream).await;
+    let via = format!("http://{}", relay.addr);
+    let pinging = H2Unary::new(&Security::Plaintext, &via, None)
+        .unwrap()
+        .with_keepalive(Duration::from_millis(100), Duration::from_millis(100));
+    let default = H2Unary::new(&Security::Plaintext, &via, None).unwrap();
+    for c in [&pinging, &default] {
+        let r: HealthCheckResponse = c
+            .call(CHECK, check(""), Duration::from_secs(5), None, 1024)
+            .await
+            .unwrap();
+        assert_eq!(r.status, 1);
+    }
+    relay.freeze();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // the pinging client noticed and dials anew
+    let r: HealthCheckResponse = pinging
+        .call(CHECK, check(""), Duration::from_secs(2), None, 1024)
+        .await
+        .unwrap();
+    assert_eq!(r.status, 1);
+    // the other (10 s pings) still sends on the dead connection and times out:
+    // what the keep-alive is there to prevent
+    let e = default
+        .call::<HealthCheckResponse>(CHECK, check(""), Duration::from_millis(500), None, 1024)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::DeadlineExceeded, "{e}");
+    shutdown.cancel();
+}

@@ -46,9 +46,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Longest a TLS handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// A keep-alive ping every this often...
-const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
 /// ... must be answered within this, or the connection is dropped.
-const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(5);
+pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Where to connect and how.
 struct Target {
@@ -362,14 +362,7 @@ async fn connect(target: &Target) -> Result<SendRequest<Bytes>, Status> {
         .max_frame_size(MAX_FRAME)
         .enable_push(false);
     match &target.tls {
-        None => {
-            let (send, conn) = builder
-                .handshake::<_, Bytes>(tcp)
-                .await
-                .map_err(|e| unavailable("HTTP/2 handshake with", &e))?;
-            drive(conn, target.keepalive);
-            Ok(send)
-        }
+        None => start(&builder, tcp, target).await,
         Some((config, name)) => {
             let tls = tokio::time::timeout(
                 HANDSHAKE_TIMEOUT,
@@ -378,14 +371,25 @@ async fn connect(target: &Target) -> Result<SendRequest<Bytes>, Status> {
             .await
             .map_err(|_| unavailable("TLS handshake with", &"timed out"))?
             .map_err(|e| unavailable("TLS handshake with", &e))?;
-            let (send, conn) = builder
-                .handshake::<_, Bytes>(tls)
-                .await
-                .map_err(|e| unavailable("HTTP/2 handshake with", &e))?;
-            drive(conn, target.keepalive);
-            Ok(send)
+            start(&builder, tls, target).await
         }
     }
+}
+
+/// The HTTP/2 handshake on `io`; then the connection runs in its own task ([`drive`]).
+async fn start<T>(
+    builder: &h2::client::Builder,
+    io: T,
+    target: &Target,
+) -> Result<SendRequest<Bytes>, Status>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (send, conn) = builder.handshake::<_, Bytes>(io).await.map_err(|e| {
+        Status::unavailable(format!("HTTP/2 handshake with {}: {e}", target.origin))
+    })?;
+    drive(conn, target.keepalive);
+    Ok(send)
 }
 
 /// Run a connection's I/O until it ends, pinging every `interval` and ending it

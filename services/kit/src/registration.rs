@@ -12,15 +12,18 @@ use bytes::Bytes;
 use prost::Message;
 use tokio::task::JoinHandle;
 use tonic::{Code, transport::Channel};
-
-use crate::untrusted::{GrpcChannel, StripStatusDetails};
 use veilgrid_proto::grid::v1::{
     DeregisterRequest, Lease, ProviderInfo, RegisterRequest, RenewRequest,
     router_client::RouterClient,
 };
 
 use crate::{
-    KitError, Shutdown, clock::now_ms, identity::Identity, provider::ProviderService, tls::Security,
+    KitError, Shutdown,
+    clock::now_ms,
+    identity::Identity,
+    provider::ProviderService,
+    tls::Security,
+    untrusted::{GrpcChannel, StripStatusDetails},
 };
 
 /// Domain tag of a registration signature.

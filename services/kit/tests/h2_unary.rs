@@ -30,6 +30,11 @@ fn check(service: &str) -> Vec<Bytes> {
     )]
 }
 
+/// The health check (service "") through `c`, answer limit 1 KiB.
+async fn health(c: &H2Unary, within: Duration) -> Result<HealthCheckResponse, tonic::Status> {
+    c.call(CHECK, check(""), within, None, 1024).await
+}
+
 async fn tonic_server(security: Security) -> (String, Shutdown) {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = security.url(l.local_addr().unwrap());
@@ -44,10 +49,7 @@ async fn plaintext_calls_answers_and_statuses() {
     let (url, shutdown) = tonic_server(Security::Plaintext).await;
     let c = H2Unary::new(&Security::Plaintext, &url, None).unwrap();
     for _ in 0..3 {
-        let r: HealthCheckResponse = c
-            .call(CHECK, check(""), Duration::from_secs(5), None, 1024)
-            .await
-            .unwrap();
+        let r: HealthCheckResponse = health(&c, Duration::from_secs(5)).await.unwrap();
         assert_eq!(r.status, 1, "SERVING");
     }
     let e = c
@@ -103,16 +105,11 @@ async fn a_lost_connection_is_redialled_on_the_next_call() {
     });
     let c = H2Unary::new(&Security::Plaintext, &format!("http://{addr}"), None).unwrap();
     let ok = |r: Result<HealthCheckResponse, tonic::Status>| r.unwrap().status == 1;
-    assert!(ok(c
-        .call(CHECK, check(""), Duration::from_secs(5), None, 1024)
-        .await));
+    assert!(ok(health(&c, Duration::from_secs(5)).await));
     first.cancel();
     let _ = server.await;
     // nobody listens now: a clear UNAVAILABLE
-    let e = c
-        .call::<HealthCheckResponse>(CHECK, check(""), Duration::from_secs(5), None, 1024)
-        .await
-        .unwrap_err();
+    let e = health(&c, Duration::from_secs(5)).await.unwrap_err();
     assert_eq!(e.code(), Code::Unavailable, "{e}");
     // a server on the same port again: the next call connects anew
     let l = TcpListener::bind(addr).await.unwrap();
@@ -121,9 +118,7 @@ async fn a_lost_connection_is_redialled_on_the_next_call() {
     tokio::spawn(async move {
         serve_secure(l, s, RoutesBuilder::default(), &Security::Plaintext).await
     });
-    assert!(ok(c
-        .call(CHECK, check(""), Duration::from_secs(5), None, 1024)
-        .await));
+    assert!(ok(health(&c, Duration::from_secs(5)).await));
     second.cancel();
 }
 
@@ -146,17 +141,11 @@ async fn mutual_tls_checks_the_servers_name_and_ca() {
     let client = Security::mtls_from_dir(dir.path(), "router").unwrap();
     let (url, shutdown) = tonic_server(server).await;
     let good = H2Unary::new(&client, &url, Some("echo")).unwrap();
-    let r: HealthCheckResponse = good
-        .call(CHECK, check(""), Duration::from_secs(5), None, 1024)
-        .await
-        .unwrap();
+    let r: HealthCheckResponse = health(&good, Duration::from_secs(5)).await.unwrap();
     assert_eq!(r.status, 1);
     // the certificate is not issued to "other"
     let wrong = H2Unary::new(&client, &url, Some("other")).unwrap();
-    let e = wrong
-        .call::<HealthCheckResponse>(CHECK, check(""), Duration::from_secs(5), None, 1024)
-        .await
-        .unwrap_err();
+    let e = health(&wrong, Duration::from_secs(5)).await.unwrap_err();
     assert_eq!(e.code(), Code::Unavailable, "{e}");
     assert!(e.message().contains("TLS"), "{e}");
     // a client with another CA's certificate is refused by the server, and does
@@ -174,10 +163,7 @@ async fn mutual_tls_checks_the_servers_name_and_ca() {
     .unwrap();
     let stranger = Security::mtls_from_dir(other.path(), "router").unwrap();
     let c = H2Unary::new(&stranger, &url, Some("echo")).unwrap();
-    let e = c
-        .call::<HealthCheckResponse>(CHECK, check(""), Duration::from_secs(5), None, 1024)
-        .await
-        .unwrap_err();
+    let e = health(&c, Duration::from_secs(5)).await.unwrap_err();
     assert_eq!(e.code(), Code::Unavailable, "{e}");
     // scheme mismatches are refused up front
     assert!(H2Unary::new(&client, &url.replace("https", "http"), None).is_err());
@@ -387,24 +373,17 @@ async fn an_unanswered_ping_drops_the_connection_and_the_next_call_redials() {
         .with_keepalive(Duration::from_millis(100), Duration::from_millis(100));
     let default = H2Unary::new(&Security::Plaintext, &via, None).unwrap();
     for c in [&pinging, &default] {
-        let r: HealthCheckResponse = c
-            .call(CHECK, check(""), Duration::from_secs(5), None, 1024)
-            .await
-            .unwrap();
+        let r: HealthCheckResponse = health(c, Duration::from_secs(5)).await.unwrap();
         assert_eq!(r.status, 1);
     }
     relay.freeze();
     tokio::time::sleep(Duration::from_secs(1)).await;
     // the pinging client noticed and dials anew
-    let r: HealthCheckResponse = pinging
-        .call(CHECK, check(""), Duration::from_secs(2), None, 1024)
-        .await
-        .unwrap();
+    let r: HealthCheckResponse = health(&pinging, Duration::from_secs(2)).await.unwrap();
     assert_eq!(r.status, 1);
     // the other (10 s pings) still sends on the dead connection and times out:
     // what the keep-alive is there to prevent
-    let e = default
-        .call::<HealthCheckResponse>(CHECK, check(""), Duration::from_millis(500), None, 1024)
+    let e = health(&default, Duration::from_millis(500))
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::DeadlineExceeded, "{e}");

@@ -130,8 +130,8 @@ pub(crate) fn entry_with(
         .initial_stream_window_size(veilgrid_kit::server::STREAM_WINDOW)
         .initial_connection_window_size(veilgrid_kit::server::CONNECTION_WINDOW)
         .max_frame_size(veilgrid_kit::server::MAX_FRAME)
-        .http2_keep_alive_interval(Duration::from_secs(10))
-        .keep_alive_timeout(Duration::from_secs(5));
+        .http2_keep_alive_interval(veilgrid_kit::h2_unary::KEEPALIVE_INTERVAL)
+        .keep_alive_timeout(veilgrid_kit::h2_unary::KEEPALIVE_TIMEOUT);
     let direct = security
         .h2_unary(&c.info.endpoint, Some(&c.info.name))
         .map_err(|e| bad(format!("endpoint: {e}")))?;

@@ -35,14 +35,14 @@ use prost::Message;
 use tokio::net::TcpListener;
 use tonic::service::RoutesBuilder;
 use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
-
-/// The health check every provider serves (`grpc.health.v1`).
-const HEALTH_CHECK: &str = "/grpc.health.v1.Health/Check";
 use veilgrid_core::{protocol::ProtocolId, receipt::SignedReceipt};
 use veilgrid_kit::{Shutdown, clock::now_ms};
 use veilgrid_proto::grid::v1::router_server::RouterServer;
 
 use crate::{rates::RateTable, registry::Registry, store::Store};
+
+/// The health check every provider serves (`grpc.health.v1`).
+const HEALTH_CHECK: &str = "/grpc.health.v1.Health/Check";
 
 /// Sees every payload and completion the router forwards: a wiretap for tests
 /// (asserting the router cannot read sealed bytes) and for size accounting.

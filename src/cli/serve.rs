@@ -79,6 +79,10 @@ pub(crate) struct ServeArgs {
     /// standalone router takes no rates.
     #[arg(long, env = "VEILGRID_MATCHER_NODES")]
     matcher_nodes: Option<PathBuf>,
+    /// Router: how many threads serve requests, each with its own single-threaded
+    /// runtime; a connection stays on one (default: one per core).
+    #[arg(long, env = "VEILGRID_ROUTER_SHARDS", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    shards: Option<u16>,
     /// Stop when standard input closes (used by `veilgrid up --separate`).
     #[arg(long, hide = true)]
     stop_on_stdin_eof: bool,
@@ -144,6 +148,9 @@ pub(crate) async fn run(a: ServeArgs) -> Result<(), Error> {
                 security,
                 store: a.store.clone(),
                 rate_sources: Some(rate_sources),
+                shards: a
+                    .shards
+                    .map_or_else(veilgrid_kit::shards::default_count, usize::from),
                 ..RouterConfig::default()
             })?;
             // the bound address: --listen may name port 0

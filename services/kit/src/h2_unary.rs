@@ -67,9 +67,21 @@ struct Target {
 }
 
 /// A lazily connecting HTTP/2 client for unary gRPC calls to one server. Cheap to
-/// share (`Arc`); concurrent calls multiplex on one connection.
+/// share (`Arc`); concurrent calls multiplex on one connection per shard.
+///
+/// Calls made on a server shard ([`crate::shards`]) use that shard's own
+/// connection, whose I/O task runs on the shard's thread, so a forwarded request
+/// never leaves its thread; calls from anywhere else share one more connection.
 pub struct H2Unary {
     target: Target,
+    /// Slot 0: calls off the shards; slot `i + 1`: calls on shard `i` (shards beyond
+    /// the slots share them, modulo).
+    slots: Box<[Slot]>,
+}
+
+/// One connection and how to replace it.
+#[derive(Default)]
+struct Slot {
     /// The live connection, if any, and its generation (bumped on every connect).
     conn: Mutex<Option<(u64, SendRequest<Bytes>)>>,
     /// Held while connecting, so concurrent calls wait for one connection.
@@ -134,8 +146,9 @@ impl H2Unary {
                 origin: format!("{}://{authority}", if https { "https" } else { "http" }),
                 tls,
             },
-            conn: Mutex::new(None),
-            connecting: tokio::sync::Mutex::new(0),
+            slots: (0..=crate::shards::default_count())
+                .map(|_| Slot::default())
+                .collect(),
         })
     }
 
@@ -191,11 +204,12 @@ impl H2Unary {
         pieces: Vec<Bytes>,
         max_response: usize,
     ) -> Result<M, Status> {
-        let (generation, send) = self.ready().await?;
+        let slot = self.slot();
+        let (generation, send) = self.ready(slot).await?;
         let mut send = send;
         let (response, mut body) = match send.send_request(req, false) {
             Ok(x) => x,
-            Err(e) => return Err(self.lost(generation, &e)),
+            Err(e) => return Err(self.lost(slot, generation, &e)),
         };
         // The gRPC message prefix (uncompressed, length) joins the first piece.
         let len: usize = pieces.iter().map(Bytes::len).sum();
@@ -220,11 +234,11 @@ impl H2Unary {
                 Ok(())
             });
         if let Err(e) = sent {
-            return Err(self.lost(generation, &e));
+            return Err(self.lost(slot, generation, &e));
         }
         let response = match response.await {
             Ok(r) => r,
-            Err(e) => return Err(self.lost(generation, &e)),
+            Err(e) => return Err(self.lost(slot, generation, &e)),
         };
         let (parts, mut incoming) = response.into_parts();
         // Trailers-only answer (every error tonic sends before a message).
@@ -242,7 +256,7 @@ impl H2Unary {
         while let Some(chunk) = incoming.data().await {
             let chunk = match chunk {
                 Ok(c) => c,
-                Err(e) => return Err(self.lost(generation, &e)),
+                Err(e) => return Err(self.lost(slot, generation, &e)),
             };
             let _ = incoming.flow_control().release_capacity(chunk.len());
             if buf.len() + chunk.len() + single.as_ref().map_or(0, Bytes::len) > limit {
@@ -263,7 +277,7 @@ impl H2Unary {
         }
         let trailers = match incoming.trailers().await {
             Ok(t) => t,
-            Err(e) => return Err(self.lost(generation, &e)),
+            Err(e) => return Err(self.lost(slot, generation, &e)),
         };
         let status = trailers.as_ref().and_then(status_from).unwrap_or_else(|| {
             Status::internal(format!("{} sent no grpc-status", self.target.origin))
@@ -275,28 +289,35 @@ impl H2Unary {
         decode_one(&message)
     }
 
-    /// A ready sender on the live connection, connecting first if there is none
-    /// or it was lost.
-    async fn ready(&self) -> Result<(u64, SendRequest<Bytes>), Status> {
-        let cached = self.cached();
-        if let Some((generation, send)) = cached {
+    /// This thread's slot.
+    fn slot(&self) -> &Slot {
+        // `slots` holds one more than `default_count() ≥ 1` entries.
+        let shards = self.slots.len().saturating_sub(1).max(1);
+        let i = crate::shards::current().map_or(0, |shard| 1 + shard % shards);
+        &self.slots[i.min(self.slots.len() - 1)]
+    }
+
+    /// A ready sender on `slot`'s live connection, connecting first if there is
+    /// none or it was lost.
+    async fn ready(&self, slot: &Slot) -> Result<(u64, SendRequest<Bytes>), Status> {
+        if let Some((generation, send)) = slot.cached() {
             match send.ready().await {
                 Ok(send) => return Ok((generation, send)),
-                Err(_) => self.forget(generation),
+                Err(_) => slot.forget(generation),
             }
         }
-        let mut last = self.connecting.lock().await;
+        let mut last = slot.connecting.lock().await;
         // Someone else may have connected while this call waited.
-        if let Some((generation, send)) = self.cached() {
+        if let Some((generation, send)) = slot.cached() {
             match send.ready().await {
                 Ok(send) => return Ok((generation, send)),
-                Err(_) => self.forget(generation),
+                Err(_) => slot.forget(generation),
             }
         }
         let send = connect(&self.target).await?;
         *last += 1;
         let generation = *last;
-        if let Ok(mut c) = self.conn.lock() {
+        if let Ok(mut c) = slot.conn.lock() {
             *c = Some((generation, send.clone()));
         }
         let send = send
@@ -306,6 +327,25 @@ impl H2Unary {
         Ok((generation, send))
     }
 
+    /// The status for an h2 error on `slot`'s connection of `generation`; a
+    /// connection-level failure drops the connection so the next call redials.
+    fn lost(&self, slot: &Slot, generation: u64, e: &h2::Error) -> Status {
+        if e.is_io() || e.is_go_away() || e.reason().is_none() {
+            slot.forget(generation);
+            return Status::unavailable(format!("connection to {} lost: {e}", self.target.origin));
+        }
+        let code = match e.reason() {
+            Some(h2::Reason::REFUSED_STREAM) => Code::Unavailable,
+            Some(h2::Reason::CANCEL) => Code::Cancelled,
+            Some(h2::Reason::ENHANCE_YOUR_CALM) => Code::ResourceExhausted,
+            Some(h2::Reason::INADEQUATE_SECURITY) => Code::PermissionDenied,
+            _ => Code::Internal,
+        };
+        Status::new(code, format!("{}: stream reset: {e}", self.target.origin))
+    }
+}
+
+impl Slot {
     fn cached(&self) -> Option<(u64, SendRequest<Bytes>)> {
         self.conn.lock().ok().and_then(|c| c.clone())
     }
@@ -317,23 +357,6 @@ impl H2Unary {
         {
             *c = None;
         }
-    }
-
-    /// The status for an h2 error on the connection of `generation`; a
-    /// connection-level failure drops the connection so the next call redials.
-    fn lost(&self, generation: u64, e: &h2::Error) -> Status {
-        if e.is_io() || e.is_go_away() || e.reason().is_none() {
-            self.forget(generation);
-            return Status::unavailable(format!("connection to {} lost: {e}", self.target.origin));
-        }
-        let code = match e.reason() {
-            Some(h2::Reason::REFUSED_STREAM) => Code::Unavailable,
-            Some(h2::Reason::CANCEL) => Code::Cancelled,
-            Some(h2::Reason::ENHANCE_YOUR_CALM) => Code::ResourceExhausted,
-            Some(h2::Reason::INADEQUATE_SECURITY) => Code::PermissionDenied,
-            _ => Code::Internal,
-        };
-        Status::new(code, format!("{}: stream reset: {e}", self.target.origin))
     }
 }
 

@@ -35,6 +35,7 @@ mod pg_tls;
 pub mod provider;
 pub mod registration;
 pub mod server;
+pub mod shards;
 pub mod sqlite;
 pub mod store_spec;
 pub mod tls;

@@ -6,7 +6,7 @@ use futures::StreamExt;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{service::RoutesBuilder, transport::Server};
-use tonic_health::ServingStatus;
+use tonic_health::{ServingStatus, server::HealthReporter};
 
 use crate::{KitError, Shutdown, tls::Security};
 
@@ -38,22 +38,10 @@ pub async fn serve(
 pub async fn serve_secure(
     listener: TcpListener,
     shutdown: Shutdown,
-    mut routes: RoutesBuilder,
+    routes: RoutesBuilder,
     security: &Security,
 ) -> Result<(), KitError> {
-    let (reporter, health) = tonic_health::server::health_reporter();
-    reporter
-        .set_service_status("", ServingStatus::Serving)
-        .await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(veilgrid_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .map_err(|e| KitError::Transport {
-            what: "building the reflection service",
-            reason: e.to_string(),
-        })?;
-    routes.add_service(health).add_service(reflection);
+    let (reporter, routes) = with_health_and_reflection(routes).await?;
     // Disable Nagle: completions are small request/response pairs.
     let incoming = TcpListenerStream::new(listener).map(|s| {
         if let Ok(s) = &s {
@@ -70,6 +58,36 @@ pub async fn serve_secure(
                 .await;
         }
     };
+    builder(security)?
+        .add_routes(routes.routes())
+        .serve_with_incoming_shutdown(incoming, signal)
+        .await
+        .map_err(serving)
+}
+
+/// `routes` plus `grpc.health.v1` (reporting SERVING for the whole server) and
+/// server reflection; the reporter sets NOT_SERVING at shutdown.
+pub(crate) async fn with_health_and_reflection(
+    mut routes: RoutesBuilder,
+) -> Result<(HealthReporter, RoutesBuilder), KitError> {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter
+        .set_service_status("", ServingStatus::Serving)
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(veilgrid_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| KitError::Transport {
+            what: "building the reflection service",
+            reason: e.to_string(),
+        })?;
+    routes.add_service(health).add_service(reflection);
+    Ok((reporter, routes))
+}
+
+/// A server with the kit's HTTP/2 windows and frame size, under `security`.
+pub(crate) fn builder(security: &Security) -> Result<Server, KitError> {
     let mut server = Server::builder()
         .initial_stream_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
@@ -80,12 +98,13 @@ pub async fn serve_secure(
             reason: e.to_string(),
         })?;
     }
-    server
-        .add_routes(routes.routes())
-        .serve_with_incoming_shutdown(incoming, signal)
-        .await
-        .map_err(|e| KitError::Transport {
-            what: "serving gRPC",
-            reason: e.to_string(),
-        })
+    Ok(server)
+}
+
+/// The error of a server that stopped serving.
+pub(crate) fn serving(e: tonic::transport::Error) -> KitError {
+    KitError::Transport {
+        what: "serving gRPC",
+        reason: e.to_string(),
+    }
 }

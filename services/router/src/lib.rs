@@ -84,6 +84,10 @@ pub struct RouterConfig {
     /// (`veilgrid serve router --matcher-nodes nodes.json`); `Some(vec![])` = none,
     /// the feed is off. See [`rates`].
     pub rate_sources: Option<Vec<[u8; 32]>>,
+    /// How many single-threaded runtimes serve requests (`veilgrid_kit::shards`):
+    /// each connection stays on one, so a forwarded request never changes thread.
+    /// Default: one per core.
+    pub shards: usize,
 }
 
 impl Default for RouterConfig {
@@ -101,6 +105,7 @@ impl Default for RouterConfig {
             observer: None,
             security: veilgrid_kit::tls::Security::Plaintext,
             rate_sources: None,
+            shards: veilgrid_kit::shards::default_count(),
         }
     }
 }
@@ -114,6 +119,7 @@ impl std::fmt::Debug for RouterConfig {
             .field("default_deadline", &self.default_deadline)
             .field("currency", &self.currency)
             .field("rate_sources", &self.rate_sources.as_ref().map(Vec::len))
+            .field("shards", &self.shards)
             .finish_non_exhaustive()
     }
 }
@@ -243,11 +249,12 @@ pub async fn serve(
     let sink = tokio::spawn(receipt_sink::run(state.clone(), shutdown.clone()));
     let mut routes = RoutesBuilder::default();
     routes.add_service(state.service());
-    let served = veilgrid_kit::server::serve_secure(
+    let served = veilgrid_kit::shards::serve_sharded(
         listener,
         shutdown.clone(),
         routes,
         &state.config.security,
+        state.config.shards,
     )
     .await;
     shutdown.cancel();

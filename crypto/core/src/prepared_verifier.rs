@@ -4,10 +4,10 @@
 use core::fmt;
 
 use curve25519_dalek::{
-    constants::ED25519_BASEPOINT_POINT,
-    edwards::{CompressedEdwardsY, EdwardsPoint, VartimeEdwardsPrecomputation},
+    constants::ED25519_BASEPOINT_TABLE,
+    edwards::{CompressedEdwardsY, EdwardsBasepointTable, EdwardsPoint},
     scalar::Scalar,
-    traits::VartimePrecomputedMultiscalarMul,
+    traits::BasepointTable,
 };
 use sha2::{Digest, Sha512};
 
@@ -21,12 +21,13 @@ pub struct PreparedVerifier {
     small_order: bool,
     /// `A` lies in the prime-order subgroup (every honestly made key does).
     torsion_free: bool,
-    /// Odd multiples of `B` and `−A`, in that order.
-    table: VartimeEdwardsPrecomputation,
+    /// `[j·16^i](−A)` for `j = 1..=8`, `i = 0..64`: a fixed-base table like the one
+    /// for `B` in curve25519-dalek, so `[k](−A)` needs no doublings.
+    minus_a: EdwardsBasepointTable,
 }
 
 impl PreparedVerifier {
-    /// Build the tables for `key` (a few hundred microseconds; do it once per key).
+    /// Build the tables for `key` (about a millisecond; do it once per key).
     pub fn new(key: VerifierKey) -> Self {
         let a = CompressedEdwardsY(key.to_bytes()).decompress();
         // `VerifierKey` only holds keys that decompress; a key that did not would
@@ -35,12 +36,11 @@ impl PreparedVerifier {
             Some(a) => (a.is_small_order(), a.is_torsion_free(), -a),
             None => (true, false, EdwardsPoint::default()),
         };
-        let table = VartimeEdwardsPrecomputation::new([ED25519_BASEPOINT_POINT, minus_a]);
         Self {
             key,
             small_order,
             torsion_free,
-            table,
+            minus_a: EdwardsBasepointTable::create(&minus_a),
         }
     }
 
@@ -62,7 +62,9 @@ impl PreparedVerifier {
         s_bytes.copy_from_slice(&sig[32..]);
         let s = Option::<Scalar>::from(Scalar::from_canonical_bytes(s_bytes)).ok_or_else(refuse)?;
         let k = challenge(&r_bytes, &self.key.to_bytes(), msg);
-        let expected = self.table.vartime_multiscalar_mul([s, k]);
+        // `s` and `k` are below ℓ, and both tables compute the integer multiple, so
+        // this is the same point `verify_strict` computes, torsion included.
+        let expected = ED25519_BASEPOINT_TABLE * &s + &self.minus_a * &k;
         if self.torsion_free {
             // R' lies in the prime-order subgroup, so it has small order only if it
             // is the identity; the byte comparison rejects non-canonical R.

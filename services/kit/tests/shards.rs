@@ -13,10 +13,7 @@ use std::{
 
 use tokio::net::TcpListener;
 use tonic::{
-    Code, Status,
-    body::Body,
-    server::NamedService,
-    service::RoutesBuilder,
+    Code, Status, body::Body, server::NamedService, service::RoutesBuilder,
     transport::server::TcpConnectInfo,
 };
 use veilgrid_kit::{Shutdown, h2_unary::H2Unary, shards, tls::Security};
@@ -57,7 +54,10 @@ impl tower_service::Service<http::Request<Body>> for WhereAmI {
                     .call::<()>(PATH, vec![], Duration::from_secs(5), None, 1024)
                     .await;
                 let upstream_said = answer.err().map(|s| s.message().to_owned());
-                said.push_str(&format!(" upstream=[{}]", upstream_said.unwrap_or_default()));
+                said.push_str(&format!(
+                    " upstream=[{}]",
+                    upstream_said.unwrap_or_default()
+                ));
             }
             Ok(Status::failed_precondition(said).into_http())
         })
@@ -113,7 +113,10 @@ async fn connections_spread_over_the_shards_and_stay_on_theirs() {
     for _ in 0..4 {
         let client = H2Unary::new(&Security::Plaintext, &url, None).unwrap();
         let first = shard_of(&ask(&client).await);
-        assert!(first.starts_with("shard=Some("), "served off the shards: {first}");
+        assert!(
+            first.starts_with("shard=Some("),
+            "served off the shards: {first}"
+        );
         for _ in 0..3 {
             assert_eq!(shard_of(&ask(&client).await), first, "a connection moved");
         }
@@ -121,7 +124,12 @@ async fn connections_spread_over_the_shards_and_stay_on_theirs() {
     }
     assert_eq!(
         seen,
-        ["shard=Some(0)", "shard=Some(1)", "shard=Some(0)", "shard=Some(1)"],
+        [
+            "shard=Some(0)",
+            "shard=Some(1)",
+            "shard=Some(0)",
+            "shard=Some(1)"
+        ],
         "connections are handed out round robin"
     );
     shutdown.cancel();
@@ -171,7 +179,10 @@ async fn a_shard_calls_upstream_on_its_own_connection() {
         .await
         .unwrap_err();
     let off_port = off.message().split("peer_port=").nth(1).unwrap().to_owned();
-    assert!(!ports.contains(&off_port), "{off_port} is a shard's connection");
+    assert!(
+        !ports.contains(&off_port),
+        "{off_port} is a shard's connection"
+    );
     shutdown.cancel();
     up_stop.cancel();
     tokio::time::timeout(Duration::from_secs(10), task)

@@ -6,6 +6,7 @@
 //! Here a raw HTTP/2 "provider" registers with a real router and answers every
 //! completion, unary and streamed, with such a header: the caller gets the
 //! provider's error, the router counts the broken promises and keeps serving.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! `serve_sharded`: connections spread over the shards and stay on theirs, calls
 //! a shard makes through a shared `H2Unary` use that shard's own connection, and
 //! shutdown ends every shard.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::{
     convert::Infallible,

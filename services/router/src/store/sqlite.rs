@@ -12,7 +12,8 @@ use super::{LeaseRecord, LedgerEntry, Store, Tally};
 use crate::RouterError;
 
 /// Versioned schema; each entry runs once, in order, recorded in `user_version`.
-const MIGRATIONS: &[&str] = &[r"
+const MIGRATIONS: &[&str] = &[
+    r"
     CREATE TABLE leases (
         provider_id BLOB PRIMARY KEY,
         info BLOB NOT NULL,
@@ -33,7 +34,46 @@ const MIGRATIONS: &[&str] = &[r"
         canonical BLOB NOT NULL,
         signature BLOB NOT NULL
     );
-"];
+",
+    r"
+    -- 2: the ledger's per-row cost. Tallies are kept in their own table, updated
+    -- once per provider and protocol per group commit, instead of summed through an
+    -- index on every promise row; the two logs drop AUTOINCREMENT (its
+    -- sqlite_sequence row was updated on every insert). Rows are never deleted, so
+    -- `seq` stays increasing without it; existing `seq` values are kept (the
+    -- receipt push to the audit log resumes after one).
+    CREATE TABLE tallies (
+        provider_id BLOB NOT NULL,
+        protocol_id BLOB NOT NULL,
+        kept INTEGER NOT NULL,
+        broken INTEGER NOT NULL,
+        PRIMARY KEY (provider_id, protocol_id)
+    ) WITHOUT ROWID;
+    INSERT INTO tallies (provider_id, protocol_id, kept, broken)
+        SELECT provider_id, protocol_id, SUM(kept), SUM(1 - kept) FROM promises
+        GROUP BY provider_id, protocol_id;
+    CREATE TABLE promises_log (
+        seq INTEGER PRIMARY KEY,
+        provider_id BLOB NOT NULL,
+        protocol_id BLOB NOT NULL,
+        kept INTEGER NOT NULL,
+        at_ms INTEGER NOT NULL
+    );
+    INSERT INTO promises_log (seq, provider_id, protocol_id, kept, at_ms)
+        SELECT seq, provider_id, protocol_id, kept, at_ms FROM promises;
+    DROP TABLE promises;
+    ALTER TABLE promises_log RENAME TO promises;
+    CREATE TABLE receipts_log (
+        seq INTEGER PRIMARY KEY,
+        canonical BLOB NOT NULL,
+        signature BLOB NOT NULL
+    );
+    INSERT INTO receipts_log (seq, canonical, signature)
+        SELECT seq, canonical, signature FROM receipts;
+    DROP TABLE receipts;
+    ALTER TABLE receipts_log RENAME TO receipts;
+",
+];
 
 /// SQLite-backed [`Store`].
 pub struct SqliteStore {
@@ -168,7 +208,29 @@ impl Store for SqliteStore {
             )?;
             let mut receipt_row =
                 tx.prepare_cached("INSERT INTO receipts (canonical, signature) VALUES (?1, ?2)")?;
+            let mut tally = tx.prepare_cached(
+                "INSERT INTO tallies (provider_id, protocol_id, kept, broken) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (provider_id, protocol_id)
+                 DO UPDATE SET kept = kept + excluded.kept, broken = broken + excluded.broken",
+            )?;
+            // One tally update per provider and protocol in the batch.
+            let mut sums: Vec<(&[u8; 32], &ProtocolId, Tally)> = Vec::new();
             for e in entries {
+                let i = match sums
+                    .iter()
+                    .position(|(p, q, _)| *p == &e.provider_id && *q == &e.protocol)
+                {
+                    Some(i) => i,
+                    None => {
+                        sums.push((&e.provider_id, &e.protocol, Tally::default()));
+                        sums.len() - 1
+                    }
+                };
+                if e.kept {
+                    sums[i].2.kept += 1;
+                } else {
+                    sums[i].2.broken += 1;
+                }
                 promise.execute(params![
                     &e.provider_id[..],
                     &e.protocol.as_bytes()[..],
@@ -183,6 +245,14 @@ impl Store for SqliteStore {
                     receipt_row.execute(params![canonical, &r.signature[..]])?;
                 }
             }
+            for (provider, protocol, t) in sums {
+                tally.execute(params![
+                    &provider[..],
+                    &protocol.as_bytes()[..],
+                    t.kept as i64,
+                    t.broken as i64
+                ])?;
+            }
         }
         tx.commit()?;
         Ok(())
@@ -190,10 +260,8 @@ impl Store for SqliteStore {
 
     fn tallies(&self) -> Result<Vec<([u8; 32], ProtocolId, Tally)>, RouterError> {
         let conn = self.conn();
-        let mut stmt = conn.prepare(
-            "SELECT provider_id, protocol_id, SUM(kept), SUM(1 - kept) FROM promises
-             GROUP BY provider_id, protocol_id",
-        )?;
+        let mut stmt =
+            conn.prepare("SELECT provider_id, protocol_id, kept, broken FROM tallies")?;
         let rows = stmt.query_map([], |r| {
             Ok((
                 r.get::<_, Vec<u8>>(0)?,
@@ -296,6 +364,113 @@ mod tests {
         assert_eq!(got[0].expires_at_ms, 99);
         s.remove_lease(&l.provider_id).unwrap();
         assert!(!s.has_lease(&l.provider_id).unwrap());
+    }
+
+    #[test]
+    fn tallies_follow_the_promise_log_across_batches() {
+        let s = SqliteStore::in_memory().unwrap();
+        let (a, b) = ([1u8; 32], [2u8; 32]);
+        let (x, y) = (ProtocolId::from_name("x/v1"), ProtocolId::from_name("y/v1"));
+        let entry = |provider_id, protocol, kept| LedgerEntry {
+            provider_id,
+            protocol,
+            kept,
+            at_ms: 1,
+            receipt: None,
+        };
+        s.record_batch(&[entry(a, x, true), entry(b, x, false), entry(a, x, true)])
+            .unwrap();
+        s.record_batch(&[entry(a, y, false), entry(a, x, false)])
+            .unwrap();
+        s.record_batch(&[]).unwrap();
+        let mut got = s.tallies().unwrap();
+        got.sort_by_key(|(p, q, _)| (*p, q.0));
+        let mut want = vec![
+            (a, x, Tally { kept: 2, broken: 1 }),
+            (a, y, Tally { kept: 0, broken: 1 }),
+            (b, x, Tally { kept: 0, broken: 1 }),
+        ];
+        want.sort_by_key(|(p, q, _)| (*p, q.0));
+        assert_eq!(got, want);
+        // The log holds every promise; summing it gives the same tallies.
+        let logged: i64 = s
+            .conn()
+            .query_row("SELECT COUNT(*) FROM promises", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(logged, 5);
+    }
+
+    #[test]
+    fn migration_2_keeps_tallies_and_receipt_sequence_numbers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("router.sqlite3");
+        let p = [5u8; 32];
+        let proto = ProtocolId::from_name("veilgrid/echo/v1");
+        {
+            // A store written by the first schema.
+            let mut c = Connection::open(&path).unwrap();
+            veilgrid_kit::sqlite::prepare(&mut c, &MIGRATIONS[..1]).unwrap();
+            for kept in [true, false, true, true] {
+                c.execute(
+                    "INSERT INTO promises (provider_id, protocol_id, kept, at_ms) VALUES (?1, ?2, ?3, 7)",
+                    params![&p[..], &proto.as_bytes()[..], kept],
+                )
+                .unwrap();
+            }
+            for i in 0..3u8 {
+                c.execute(
+                    "INSERT INTO receipts (canonical, signature) VALUES (?1, ?2)",
+                    params![vec![i; 10], vec![i; 64]],
+                )
+                .unwrap();
+            }
+            // Receipts 1..=3, then a gap (as if pushed and trimmed elsewhere).
+            c.execute("UPDATE receipts SET seq = 10 WHERE seq = 3", [])
+                .unwrap();
+        }
+        let s = SqliteStore::open(dir.path()).unwrap();
+        assert_eq!(
+            s.tallies().unwrap(),
+            vec![(p, proto, Tally { kept: 3, broken: 1 })]
+        );
+        let seqs: Vec<i64> = {
+            let c = s.conn();
+            let mut st = c.prepare("SELECT seq FROM receipts ORDER BY seq").unwrap();
+            st.query_map([], |r| r.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        assert_eq!(seqs, vec![1, 2, 10]);
+        // New rows continue after the highest sequence number.
+        s.record_batch(&[LedgerEntry {
+            provider_id: p,
+            protocol: proto,
+            kept: false,
+            at_ms: 8,
+            receipt: None,
+        }])
+        .unwrap();
+        s.conn()
+            .execute(
+                "INSERT INTO receipts (canonical, signature) VALUES (x'00', x'00')",
+                [],
+            )
+            .unwrap();
+        let last: i64 = s
+            .conn()
+            .query_row("SELECT MAX(seq) FROM receipts", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(last, 11);
+        assert_eq!(
+            s.tallies().unwrap(),
+            vec![(p, proto, Tally { kept: 3, broken: 2 })]
+        );
+        let version: i64 = s
+            .conn()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, MIGRATIONS.len() as i64);
     }
 
     #[test]

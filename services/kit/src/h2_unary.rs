@@ -291,10 +291,10 @@ impl H2Unary {
 
     /// This thread's slot.
     fn slot(&self) -> &Slot {
-        // `slots` holds one more than `default_count() ≥ 1` entries.
-        let shards = self.slots.len().saturating_sub(1).max(1);
+        // `slots` holds `default_count() + 1 ≥ 2` entries, so `i` is in range.
+        let shards = self.slots.len() - 1;
         let i = crate::shards::current().map_or(0, |shard| 1 + shard % shards);
-        &self.slots[i.min(self.slots.len() - 1)]
+        &self.slots[i]
     }
 
     /// A ready sender on `slot`'s live connection, connecting first if there is

@@ -61,12 +61,16 @@ pub async fn serve_sharded(
 ) -> Result<(), KitError> {
     let (reporter, routes) = with_health_and_reflection(routes).await?;
     let routes = routes.routes();
+    // The shards stop with `shutdown`, or when this function returns early (a
+    // shard that could not start): none is left running without its listener.
+    let stop_all = shutdown.child_token();
+    let _stop_on_return = stop_all.clone().drop_guard();
     let mut inboxes = Vec::new();
     let mut threads = Vec::new();
     for i in 0..shards.max(1) {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<std::net::TcpStream>();
         let server = builder(security)?.add_routes(routes.clone());
-        let stop = shutdown.clone();
+        let stop = stop_all.clone();
         let (done_tx, done_rx) = tokio::sync::oneshot::channel();
         let thread = std::thread::Builder::new()
             .name(format!("veilgrid-shard-{i}"))

@@ -378,6 +378,8 @@ async fn connect(target: &Target) -> Result<SendRequest<Bytes>, Status> {
         .map_err(|_| unavailable("connecting to", &"timed out"))?
         .map_err(|e| unavailable("connecting to", &e))?;
     let _ = tcp.set_nodelay(true);
+    // One write per scheduler turn, not per request (see `crate::coalesce`).
+    let tcp = crate::coalesce::CoalescedWrites::new(tcp);
     let mut builder = h2::client::Builder::new();
     builder
         .initial_window_size(STREAM_WINDOW)

@@ -26,6 +26,7 @@ pub mod auth;
 pub mod auth_owners;
 pub mod chunks;
 pub mod clock;
+pub mod coalesce;
 pub mod echo;
 mod error;
 pub mod h2_unary;

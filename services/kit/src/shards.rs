@@ -32,6 +32,7 @@ use tonic_health::ServingStatus;
 
 use crate::{
     KitError, Shutdown,
+    coalesce::CoalescedWrites,
     server::{builder, serving, with_health_and_reflection},
     tls::Security,
 };
@@ -82,8 +83,11 @@ pub async fn serve_sharded(
                 {
                     Ok(rt) => rt.block_on(async move {
                         // Registered with this shard's reactor when it is polled here.
-                        let incoming = UnboundedReceiverStream::new(rx)
-                            .map(|s: std::net::TcpStream| TcpStream::from_std(s));
+                        // Writes gathered per scheduler turn (`crate::coalesce`).
+                        let incoming =
+                            UnboundedReceiverStream::new(rx).map(|s: std::net::TcpStream| {
+                                TcpStream::from_std(s).map(CoalescedWrites::new)
+                            });
                         server
                             .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
                             .await

@@ -13,6 +13,10 @@
 //! which queue their frames on the same connection) runs first; the next
 //! `poll_flush` writes everything in one call. Envoy's event loop behaves the same
 //! way: it writes what a loop iteration produced at the end of the iteration.
+//! Measured on the router at 1 KiB under load: 1.25 instead of 2.27 write system
+//! calls per forwarded request (both connections together), and 4–8 µs less
+//! router CPU per request in alternated runs
+//! (`benches/results/router_overhead_perf_pass.md`).
 //!
 //! Bytes are copied into an internal buffer of at most [`LIMIT`] bytes; a write
 //! that would not fit drains the buffer first, and a large write (a whole 1 MiB

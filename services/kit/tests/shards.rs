@@ -92,6 +92,19 @@ async fn sharded(
     (url, shutdown, task)
 }
 
+/// Fire `shutdown` and wait for `serve_sharded` to return `Ok` (every shard ended).
+async fn stop(
+    shutdown: Shutdown,
+    task: tokio::task::JoinHandle<Result<(), veilgrid_kit::KitError>>,
+) {
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("every shard stops")
+        .unwrap()
+        .unwrap();
+}
+
 /// What the server said about the call (its error message).
 async fn ask(client: &H2Unary) -> String {
     let err = client
@@ -133,12 +146,7 @@ async fn connections_spread_over_the_shards_and_stay_on_theirs() {
         ],
         "connections are handed out round robin"
     );
-    shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(10), task)
-        .await
-        .expect("every shard stops")
-        .unwrap()
-        .unwrap();
+    stop(shutdown, task).await;
 }
 
 #[tokio::test]
@@ -184,13 +192,8 @@ async fn a_shard_calls_upstream_on_its_own_connection() {
         !ports.contains(&off_port),
         "{off_port} is a shard's connection"
     );
-    shutdown.cancel();
     up_stop.cancel();
-    tokio::time::timeout(Duration::from_secs(10), task)
-        .await
-        .expect("every shard stops")
-        .unwrap()
-        .unwrap();
+    stop(shutdown, task).await;
 }
 
 #[tokio::test]
@@ -198,12 +201,7 @@ async fn after_shutdown_new_connections_are_refused() {
     let (url, shutdown, task) = sharded(3, None).await;
     let client = H2Unary::new(&Security::Plaintext, &url, None).unwrap();
     assert!(shard_of(&ask(&client).await).starts_with("shard=Some("));
-    shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(10), task)
-        .await
-        .expect("every shard stops")
-        .unwrap()
-        .unwrap();
+    stop(shutdown, task).await;
     let late = H2Unary::new(&Security::Plaintext, &url, None).unwrap();
     let err = late
         .call::<()>(PATH, vec![], Duration::from_secs(2), None, 1024)

@@ -56,11 +56,6 @@ impl<T> CoalescedWrites<T> {
             deferred: false,
         }
     }
-
-    /// The wrapped stream.
-    pub fn get_ref(&self) -> &T {
-        &self.inner
-    }
 }
 
 impl<T: AsyncWrite + Unpin> CoalescedWrites<T> {

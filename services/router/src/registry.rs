@@ -219,12 +219,7 @@ impl Registry {
     /// Count one promise.
     pub fn count(&self, id: &[u8; 32], protocol: &ProtocolId, kept: bool) {
         if let Ok(mut t) = self.tallies.lock() {
-            let e = t.entry((*id, *protocol)).or_default();
-            if kept {
-                e.kept += 1;
-            } else {
-                e.broken += 1;
-            }
+            t.entry((*id, *protocol)).or_default().count(kept);
         }
     }
 

@@ -44,6 +44,15 @@ pub struct Tally {
 }
 
 impl Tally {
+    /// Count one promise, kept or broken.
+    pub fn count(&mut self, kept: bool) {
+        if kept {
+            self.kept += 1;
+        } else {
+            self.broken += 1;
+        }
+    }
+
     /// `(kept + 1) / (kept + broken + 2)`: a Laplace-smoothed success rate, 1/2 for
     /// a provider never seen.
     pub fn reputation(&self) -> f64 {

@@ -226,11 +226,7 @@ impl Store for SqliteStore {
                         sums.len() - 1
                     }
                 };
-                if e.kept {
-                    sums[i].2.kept += 1;
-                } else {
-                    sums[i].2.broken += 1;
-                }
+                sums[i].2.count(e.kept);
                 promise.execute(params![
                     &e.provider_id[..],
                     &e.protocol.as_bytes()[..],
@@ -398,6 +394,31 @@ mod tests {
             .query_row("SELECT COUNT(*) FROM promises", [], |r| r.get(0))
             .unwrap();
         assert_eq!(logged, 5);
+        let mut summed: Vec<([u8; 32], [u8; 32], Tally)> = {
+            let c = s.conn();
+            let mut st = c
+                .prepare(
+                    "SELECT provider_id, protocol_id, SUM(kept), SUM(1 - kept) FROM promises
+                     GROUP BY provider_id, protocol_id",
+                )
+                .unwrap();
+            st.query_map([], |r| {
+                Ok((
+                    id32("p", r.get(0)?).unwrap(),
+                    id32("q", r.get(1)?).unwrap(),
+                    Tally {
+                        kept: r.get::<_, i64>(2)? as u64,
+                        broken: r.get::<_, i64>(3)? as u64,
+                    },
+                ))
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+        };
+        summed.sort_by_key(|(p, q, _)| (*p, *q));
+        let want: Vec<_> = want.into_iter().map(|(p, q, t)| (p, q.0, t)).collect();
+        assert_eq!(summed, want);
     }
 
     #[test]
